@@ -11,15 +11,25 @@ use crate::validate::{validate, Report};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("read config {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("parse config {origin}: {message}")]
     Parse { origin: String, message: String },
     #[error("config {origin} is invalid:\n{}", bullet(.problems))]
-    Invalid { origin: String, problems: Vec<String> },
+    Invalid {
+        origin: String,
+        problems: Vec<String>,
+    },
 }
 
 fn bullet(problems: &[String]) -> String {
-    problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n")
+    problems
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// A loaded and validated config with the warnings validation produced.
@@ -48,8 +58,10 @@ struct RawRouterSpec {
 /// Reads, decodes and validates a config file.
 pub fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
     let origin = path.display().to_string();
-    let text =
-        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: origin.clone(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: origin.clone(),
+        source,
+    })?;
     load_str(&text, &origin)
 }
 
@@ -64,16 +76,25 @@ pub fn load_str(text: &str, origin: &str) -> Result<Loaded, ConfigError> {
         // One problem can surface twice (decode + validation); keep the first of each.
         let mut seen = HashSet::new();
         problems.retain(|p| seen.insert(p.clone()));
-        Err(ConfigError::Invalid { origin: origin.to_string(), problems })
+        Err(ConfigError::Invalid {
+            origin: origin.to_string(),
+            problems,
+        })
     }
 }
 
 /// Parses YAML into a Router, collecting per-resource decode problems instead of stopping.
 fn decode(text: &str, origin: &str) -> Result<(Router, Vec<String>), ConfigError> {
-    let parse_err = |e: serde_yaml::Error| ConfigError::Parse { origin: origin.to_string(), message: e.to_string() };
+    let parse_err = |e: serde_yaml::Error| ConfigError::Parse {
+        origin: origin.to_string(),
+        message: e.to_string(),
+    };
     let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(parse_err)?;
     if value.is_null() {
-        return Err(ConfigError::Parse { origin: origin.to_string(), message: "the document is empty".into() });
+        return Err(ConfigError::Parse {
+            origin: origin.to_string(),
+            message: "the document is empty".into(),
+        });
     }
     let raw: RawRouter = serde_yaml::from_value(value).map_err(parse_err)?;
     let mut problems = Vec::new();
@@ -97,7 +118,10 @@ fn decode(text: &str, origin: &str) -> Result<(Router, Vec<String>), ConfigError
         api_version: raw.api_version,
         kind: raw.kind,
         metadata: raw.metadata,
-        spec: RouterSpec { reconcile: raw.spec.reconcile, resources },
+        spec: RouterSpec {
+            reconcile: raw.spec.reconcile,
+            resources,
+        },
     };
     Ok((router, problems))
 }
@@ -153,14 +177,26 @@ mod tests {
         );
         let p = problems(&yaml);
         assert!(p.contains(&"federation.routerd.net/v1alpha1/EventSubscription/s spec.match.types is required (at least one type)".to_string()), "{p:?}");
-        assert!(p.contains(&"plugin.routerd.net/v1alpha1/Plugin/p spec.executable must be an absolute path".to_string()), "{p:?}");
-        assert!(p.contains(&"unsupported resource kind Gizmo in example.net/v1/Gizmo/g".to_string()), "{p:?}");
+        assert!(
+            p.contains(
+                &"plugin.routerd.net/v1alpha1/Plugin/p spec.executable must be an absolute path"
+                    .to_string()
+            ),
+            "{p:?}"
+        );
+        assert!(
+            p.contains(&"unsupported resource kind Gizmo in example.net/v1/Gizmo/g".to_string()),
+            "{p:?}"
+        );
         assert_eq!(p.len(), 3, "{p:?}");
     }
 
     #[test]
     fn broken_yaml_and_wrong_wrapper_are_errors() {
-        assert!(matches!(load_str("spec: [unclosed", "t"), Err(ConfigError::Parse { .. })));
+        assert!(matches!(
+            load_str("spec: [unclosed", "t"),
+            Err(ConfigError::Parse { .. })
+        ));
         assert!(matches!(load_str("", "t"), Err(ConfigError::Parse { .. })));
         let p = problems("apiVersion: v1\nkind: Config\nmetadata: {}\n");
         assert_eq!(
@@ -180,7 +216,10 @@ mod tests {
             "{HEAD}    - apiVersion: federation.routerd.net/v1alpha1\n      kind: EventGroup\n      metadata: {{name: g}}\n      spec: {{nodeName: n, retention: {{maxEvents: \"10\"}}}}\n"
         );
         let p = problems(&yaml);
-        assert!(p[0].starts_with("federation.routerd.net/v1alpha1/EventGroup/g spec:"), "{p:?}");
+        assert!(
+            p[0].starts_with("federation.routerd.net/v1alpha1/EventGroup/g spec:"),
+            "{p:?}"
+        );
     }
 
     #[test]
@@ -190,7 +229,13 @@ mod tests {
         );
         let p = problems(&yaml);
         assert_eq!(p.len(), 2, "{p:?}");
-        assert!(p[0].contains("spec.retention.maxAge must be a Go duration: unknown unit \"d\""), "{p:?}");
-        assert!(p[1].contains("spec.replayWindow must be a Go duration: missing unit"), "{p:?}");
+        assert!(
+            p[0].contains("spec.retention.maxAge must be a Go duration: unknown unit \"d\""),
+            "{p:?}"
+        );
+        assert!(
+            p[1].contains("spec.replayWindow must be a Go duration: missing unit"),
+            "{p:?}"
+        );
     }
 }

@@ -90,7 +90,9 @@ impl GoDuration {
             if int_part.is_empty() && frac_part.is_empty() {
                 return Err(invalid());
             }
-            let unit_len = s.find(|c: char| c == '.' || c.is_ascii_digit()).unwrap_or(s.len());
+            let unit_len = s
+                .find(|c: char| c == '.' || c.is_ascii_digit())
+                .unwrap_or(s.len());
             let unit = &s[..unit_len];
             s = &s[unit_len..];
             if unit.is_empty() {
@@ -100,8 +102,15 @@ impl GoDuration {
                 .iter()
                 .find(|(name, _)| *name == unit)
                 .map(|(_, scale)| *scale)
-                .ok_or_else(|| DurationError::UnknownUnit { unit: unit.to_string(), input: input.to_string() })?;
-            let whole: u64 = if int_part.is_empty() { 0 } else { int_part.parse().map_err(|_| invalid())? };
+                .ok_or_else(|| DurationError::UnknownUnit {
+                    unit: unit.to_string(),
+                    input: input.to_string(),
+                })?;
+            let whole: u64 = if int_part.is_empty() {
+                0
+            } else {
+                int_part.parse().map_err(|_| invalid())?
+            };
             let mut value = whole.checked_mul(scale).ok_or_else(invalid)?;
             if !frac_part.is_empty() {
                 // Go keeps as many fraction digits as fit, then scales; precision beyond ns is lost.
@@ -111,7 +120,9 @@ impl GoDuration {
                     frac = frac * 10 + (d - b'0') as u64;
                     frac_scale *= 10.0;
                 }
-                value = value.checked_add((frac as f64 * (scale as f64 / frac_scale)) as u64).ok_or_else(invalid)?;
+                value = value
+                    .checked_add((frac as f64 * (scale as f64 / frac_scale)) as u64)
+                    .ok_or_else(invalid)?;
             }
             total = total.checked_add(value).ok_or_else(invalid)?;
             if total > 1u64 << 63 {
@@ -230,10 +241,25 @@ mod tests {
 
     #[test]
     fn rejects_what_go_rejects() {
-        for bad in ["", "30", "1d", "1w", "5 m", "m", ".s", "-", "1.5.5s", "9999999999h", " 5m"] {
+        for bad in [
+            "",
+            "30",
+            "1d",
+            "1w",
+            "5 m",
+            "m",
+            ".s",
+            "-",
+            "1.5.5s",
+            "9999999999h",
+            " 5m",
+        ] {
             assert!(GoDuration::parse(bad).is_err(), "{bad:?} parsed");
         }
-        assert!(matches!(GoDuration::parse("30"), Err(DurationError::MissingUnit(_))));
+        assert!(matches!(
+            GoDuration::parse("30"),
+            Err(DurationError::MissingUnit(_))
+        ));
     }
 
     #[test]
@@ -251,13 +277,20 @@ mod tests {
             ("10s", "10s"),
         ];
         for (input, want) in cases {
-            assert_eq!(GoDuration::parse(input).unwrap().to_string(), want, "{input}");
+            assert_eq!(
+                GoDuration::parse(input).unwrap().to_string(),
+                want,
+                "{input}"
+            );
         }
     }
 
     #[test]
     fn optional_blank_is_unset() {
         assert_eq!(parse_optional("  ").unwrap(), None);
-        assert_eq!(parse_optional(" 5m ").unwrap(), Some(GoDuration::from_secs(300)));
+        assert_eq!(
+            parse_optional(" 5m ").unwrap(),
+            Some(GoDuration::from_secs(300))
+        );
     }
 }

@@ -85,17 +85,35 @@ mod tests {
 
     #[test]
     fn normalize_trims_defaults_and_validates_in_order() {
-        let mut e = Event { id: " evt-1 ".into(), group: " g".into(), event_type: "t ".into(), ..Default::default() };
+        let mut e = Event {
+            id: " evt-1 ".into(),
+            group: " g".into(),
+            event_type: "t ".into(),
+            ..Default::default()
+        };
         e.normalize().unwrap();
-        assert_eq!((e.id.as_str(), e.group.as_str(), e.event_type.as_str()), ("evt-1", "g", "t"));
+        assert_eq!(
+            (e.id.as_str(), e.group.as_str(), e.event_type.as_str()),
+            ("evt-1", "g", "t")
+        );
         assert_eq!(e.dedupe_key, "evt-1");
 
         let mut none = Event::default();
         assert_eq!(none.normalize(), Err(EventError::IdRequired));
-        let mut no_group = Event { id: "x".into(), ..Default::default() };
+        let mut no_group = Event {
+            id: "x".into(),
+            ..Default::default()
+        };
         assert_eq!(no_group.normalize(), Err(EventError::GroupRequired));
-        let mut no_type = Event { id: "x".into(), group: "g".into(), ..Default::default() };
-        assert_eq!(no_type.normalize().unwrap_err().to_string(), "federation event type is required");
+        let mut no_type = Event {
+            id: "x".into(),
+            group: "g".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            no_type.normalize().unwrap_err().to_string(),
+            "federation event type is required"
+        );
     }
 
     #[test]
@@ -108,10 +126,14 @@ mod tests {
             event_type: "routerd.client.ipv4.observed".into(),
             subject: "10.88.60.9/32".into(),
             dedupe_key: "evt-1".into(),
-            payload: [("ownerSide", "onprem"), ("address", "10.88.60.9/32"), ("domain", "cloudedge-same-subnet")]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            payload: [
+                ("ownerSide", "onprem"),
+                ("address", "10.88.60.9/32"),
+                ("domain", "cloudedge-same-subnet"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
             observed_at: Timestamp::from_unix(1_780_142_400),
             expires_at: Timestamp::from_unix(1_780_144_200),
         };
@@ -126,7 +148,10 @@ mod tests {
     #[test]
     fn expiry_is_strictly_after() {
         let t = Timestamp::from_unix(100);
-        let e = Event { expires_at: t, ..Default::default() };
+        let e = Event {
+            expires_at: t,
+            ..Default::default()
+        };
         assert!(!e.is_expired(t));
         assert!(e.is_expired(Timestamp::from_unix(101)));
         assert!(!Event::default().is_expired(Timestamp::from_unix(i64::MAX / 2)));

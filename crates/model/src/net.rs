@@ -23,14 +23,22 @@ impl std::fmt::Display for Ipv4Net {
 
 fn mask(ip: Ipv4Addr, len: u8) -> Ipv4Addr {
     let bits = u32::from(ip);
-    let m = if len == 0 { 0 } else { u32::MAX << (32 - len as u32) };
+    let m = if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - len as u32)
+    };
     Ipv4Addr::from(bits & m)
 }
 
 /// Parses `addr/len` (IPv4 or IPv6). Returns the address and the prefix length.
 pub fn parse_prefix(s: &str) -> Result<(IpAddr, u8), String> {
-    let (addr, bits) = s.split_once('/').ok_or_else(|| format!("netip.ParsePrefix({s:?}): no '/'"))?;
-    let ip: IpAddr = addr.parse().map_err(|_| format!("netip.ParsePrefix({s:?}): ParseAddr({addr:?}): unable to parse IP"))?;
+    let (addr, bits) = s
+        .split_once('/')
+        .ok_or_else(|| format!("netip.ParsePrefix({s:?}): no '/'"))?;
+    let ip: IpAddr = addr.parse().map_err(|_| {
+        format!("netip.ParsePrefix({s:?}): ParseAddr({addr:?}): unable to parse IP")
+    })?;
     let max = if ip.is_ipv4() { 32 } else { 128 };
     let len: u8 = bits
         .parse()
@@ -43,7 +51,10 @@ pub fn parse_prefix(s: &str) -> Result<(IpAddr, u8), String> {
 /// Parses an IPv4 prefix, masking host bits. `Err(None)` means "valid, but not IPv4".
 pub fn parse_ipv4_prefix(s: &str) -> Result<Ipv4Net, Option<String>> {
     match parse_prefix(s).map_err(Some)? {
-        (IpAddr::V4(a), len) => Ok(Ipv4Net { addr: mask(a, len), len }),
+        (IpAddr::V4(a), len) => Ok(Ipv4Net {
+            addr: mask(a, len),
+            len,
+        }),
         (IpAddr::V6(_), _) => Err(None),
     }
 }
@@ -51,7 +62,9 @@ pub fn parse_ipv4_prefix(s: &str) -> Result<Ipv4Net, Option<String>> {
 /// An address given as an IP or a CIDR (its address part), as the self-capture guard reads it.
 pub fn parse_ip_or_cidr(s: &str) -> Option<IpAddr> {
     let s = s.trim();
-    s.parse().ok().or_else(|| parse_prefix(s).ok().map(|(ip, _)| ip))
+    s.parse()
+        .ok()
+        .or_else(|| parse_prefix(s).ok().map(|(ip, _)| ip))
 }
 
 #[cfg(test)]
@@ -69,7 +82,14 @@ mod tests {
 
     #[test]
     fn rejects_malformed_prefixes() {
-        for bad in ["10.88.60.9", "10.88.60.9/33", "10.88.60/24", "10.88.60.9/", "10.88.60.9/024", "x/1"] {
+        for bad in [
+            "10.88.60.9",
+            "10.88.60.9/33",
+            "10.88.60/24",
+            "10.88.60.9/",
+            "10.88.60.9/024",
+            "x/1",
+        ] {
             assert!(matches!(parse_ipv4_prefix(bad), Err(Some(_))), "{bad}");
         }
         assert_eq!(parse_ipv4_prefix("fd00::1/128"), Err(None));
@@ -77,8 +97,14 @@ mod tests {
 
     #[test]
     fn ip_or_cidr() {
-        assert_eq!(parse_ip_or_cidr("10.88.60.9/32"), Some("10.88.60.9".parse().unwrap()));
-        assert_eq!(parse_ip_or_cidr(" 10.88.60.9 "), Some("10.88.60.9".parse().unwrap()));
+        assert_eq!(
+            parse_ip_or_cidr("10.88.60.9/32"),
+            Some("10.88.60.9".parse().unwrap())
+        );
+        assert_eq!(
+            parse_ip_or_cidr(" 10.88.60.9 "),
+            Some("10.88.60.9".parse().unwrap())
+        );
         assert_eq!(parse_ip_or_cidr("client-a"), None);
     }
 }

@@ -65,7 +65,10 @@ mod tests {
     #[test]
     fn expiry_is_inclusive_and_zero_never_expires() {
         let t = Timestamp::from_unix(100);
-        let p = DynamicConfigPart { expires_at: t, ..Default::default() };
+        let p = DynamicConfigPart {
+            expires_at: t,
+            ..Default::default()
+        };
         assert!(!p.is_expired(Timestamp::from_unix(99)));
         assert!(p.is_expired(t));
         assert_eq!(DynamicConfigPart::default().status_at(t), "active");
@@ -73,9 +76,15 @@ mod tests {
 
     #[test]
     fn subscription_key_of_source() {
-        let p = DynamicConfigPart { source: "EventSubscription/cloud-claims/7b409f932d2c88e9".into(), ..Default::default() };
+        let p = DynamicConfigPart {
+            source: "EventSubscription/cloud-claims/7b409f932d2c88e9".into(),
+            ..Default::default()
+        };
         assert_eq!(p.subscription_key(), Some("EventSubscription/cloud-claims"));
-        let manual = DynamicConfigPart { source: "Plugin/x".into(), ..Default::default() };
+        let manual = DynamicConfigPart {
+            source: "Plugin/x".into(),
+            ..Default::default()
+        };
         assert_eq!(manual.subscription_key(), None);
     }
 }

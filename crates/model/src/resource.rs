@@ -122,7 +122,11 @@ impl fmt::Display for ResourceId {
 
 impl From<&ResourceRef> for ResourceId {
     fn from(r: &ResourceRef) -> Self {
-        ResourceId { api_version: r.api_version.clone(), kind: r.kind.clone(), name: r.name.clone() }
+        ResourceId {
+            api_version: r.api_version.clone(),
+            kind: r.kind.clone(),
+            name: r.name.clone(),
+        }
     }
 }
 
@@ -133,14 +137,21 @@ impl Resource {
         Resource {
             api_version: api_version_of(kind).unwrap_or_default().to_string(),
             kind: kind.to_string(),
-            metadata: ObjectMeta { name: name.into(), ..Default::default() },
+            metadata: ObjectMeta {
+                name: name.into(),
+                ..Default::default()
+            },
             spec,
             status: None,
         }
     }
 
     pub fn id(&self) -> ResourceId {
-        ResourceId { api_version: self.api_version.clone(), kind: self.kind.clone(), name: self.metadata.name.clone() }
+        ResourceId {
+            api_version: self.api_version.clone(),
+            kind: self.kind.clone(),
+            name: self.metadata.name.clone(),
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -232,12 +243,21 @@ pub struct Reconcile {
 
 impl Router {
     /// Resources of one kind with their typed spec, in file order.
-    pub fn specs<'a, T: 'a>(&'a self, pick: fn(&'a Spec) -> Option<&'a T>) -> impl Iterator<Item = (&'a Resource, &'a T)> {
-        self.spec.resources.iter().filter_map(move |r| pick(&r.spec).map(|s| (r, s)))
+    pub fn specs<'a, T: 'a>(
+        &'a self,
+        pick: fn(&'a Spec) -> Option<&'a T>,
+    ) -> impl Iterator<Item = (&'a Resource, &'a T)> {
+        self.spec
+            .resources
+            .iter()
+            .filter_map(move |r| pick(&r.spec).map(|s| (r, s)))
     }
 
     pub fn find(&self, kind: &str, name: &str) -> Option<&Resource> {
-        self.spec.resources.iter().find(|r| r.kind == kind && r.metadata.name == name)
+        self.spec
+            .resources
+            .iter()
+            .find(|r| r.kind == kind && r.metadata.name == name)
     }
 }
 

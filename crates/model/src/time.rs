@@ -29,7 +29,10 @@ pub struct TimeParseError {
 }
 
 impl Timestamp {
-    pub const ZERO: Timestamp = Timestamp { secs: ZERO_UNIX, nanos: 0 };
+    pub const ZERO: Timestamp = Timestamp {
+        secs: ZERO_UNIX,
+        nanos: 0,
+    };
 
     pub fn from_unix(secs: i64) -> Self {
         Timestamp { secs, nanos: 0 }
@@ -72,7 +75,10 @@ impl Timestamp {
 
     /// Drops the fraction, as every time that passes through SQLite's INTEGER columns does.
     pub fn truncate_to_secs(&self) -> Self {
-        Timestamp { secs: self.secs, nanos: 0 }
+        Timestamp {
+            secs: self.secs,
+            nanos: 0,
+        }
     }
 
     pub fn add(&self, d: GoDuration) -> Self {
@@ -87,7 +93,10 @@ impl Timestamp {
 
     /// Parses RFC 3339 with any number of fractional digits and any offset, as Go does.
     pub fn parse_rfc3339(input: &str) -> Result<Self, TimeParseError> {
-        let err = |reason| TimeParseError { input: input.to_string(), reason };
+        let err = |reason| TimeParseError {
+            input: input.to_string(),
+            reason,
+        };
         let b = input.as_bytes();
         if b.len() < 20 {
             return Err(err("too short"));
@@ -147,7 +156,10 @@ impl Timestamp {
         };
         let days = days_from_civil(year, month, day);
         let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_secs;
-        Ok(Timestamp { secs, nanos: nanos as u32 })
+        Ok(Timestamp {
+            secs,
+            nanos: nanos as u32,
+        })
     }
 
     /// Go's `RFC3339Nano` in UTC: fraction with trailing zeros trimmed.
@@ -267,7 +279,10 @@ mod tests {
     #[test]
     fn zero_time_round_trips_as_year_one() {
         assert_eq!(Timestamp::ZERO.to_rfc3339(), "0001-01-01T00:00:00Z");
-        assert_eq!(Timestamp::parse_rfc3339("0001-01-01T00:00:00Z").unwrap(), Timestamp::ZERO);
+        assert_eq!(
+            Timestamp::parse_rfc3339("0001-01-01T00:00:00Z").unwrap(),
+            Timestamp::ZERO
+        );
         assert!(Timestamp::from_unix_opt(Some(0)).is_zero());
         assert!(Timestamp::from_unix_opt(None).is_zero());
     }
@@ -289,7 +304,12 @@ mod tests {
         assert_eq!(t.unix_secs(), 1_780_142_400);
         let f = Timestamp::parse_rfc3339("2026-05-30T12:00:00.1234567891Z").unwrap();
         assert_eq!(f.subsec_nanos(), 123_456_789);
-        assert_eq!(Timestamp::parse_rfc3339("2024-02-29T00:00:00Z").unwrap().to_rfc3339(), "2024-02-29T00:00:00Z");
+        assert_eq!(
+            Timestamp::parse_rfc3339("2024-02-29T00:00:00Z")
+                .unwrap()
+                .to_rfc3339(),
+            "2024-02-29T00:00:00Z"
+        );
     }
 
     #[test]
@@ -315,7 +335,10 @@ mod tests {
         let t: Timestamp = serde_json::from_str("null").unwrap();
         assert!(t.is_zero());
         assert!(serde_json::from_str::<Timestamp>("\"\"").is_err());
-        assert_eq!(serde_json::to_string(&Timestamp::ZERO).unwrap(), "\"0001-01-01T00:00:00Z\"");
+        assert_eq!(
+            serde_json::to_string(&Timestamp::ZERO).unwrap(),
+            "\"0001-01-01T00:00:00Z\""
+        );
     }
 
     #[test]

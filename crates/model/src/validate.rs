@@ -46,7 +46,10 @@ pub fn validate(router: &Router) -> Report {
         if !generic_checks(&mut v, r, &mut seen) {
             continue;
         }
-        let mut k = KindValidator { v: &mut v, id: r.id().to_string() };
+        let mut k = KindValidator {
+            v: &mut v,
+            id: r.id().to_string(),
+        };
         k.check(r);
     }
     cross_references(&mut v, router);
@@ -78,7 +81,10 @@ fn generic_checks(v: &mut Validator, r: &Resource, seen: &mut HashSet<ResourceId
         return false;
     }
     if r.metadata.name.trim().is_empty() {
-        v.error(format!("{}/{} metadata.name is required", r.api_version, r.kind));
+        v.error(format!(
+            "{}/{} metadata.name is required",
+            r.api_version, r.kind
+        ));
         return false;
     }
     if !seen.insert(r.id()) {
@@ -161,7 +167,11 @@ impl KindValidator<'_> {
         if s.retention.max_events < 0 {
             self.err("spec.retention.maxEvents must be >= 0");
         }
-        self.optional_duration(&s.retention.max_age, "spec.retention.maxAge", "a Go duration");
+        self.optional_duration(
+            &s.retention.max_age,
+            "spec.retention.maxAge",
+            "a Go duration",
+        );
         if !matches!(s.auth.mode.trim(), "" | "hmac") {
             self.err("spec.auth.mode must be empty or hmac");
         }
@@ -204,8 +214,16 @@ impl KindValidator<'_> {
             self.err("spec.match.payload has a blank key");
         }
         self.required(&s.trigger.plugin_ref, "spec.trigger.pluginRef");
-        self.optional_duration(&s.trigger.batch_window, "spec.trigger.batchWindow", "a Go duration");
-        self.optional_duration(&s.trigger.debounce, "spec.trigger.debounce", "a Go duration");
+        self.optional_duration(
+            &s.trigger.batch_window,
+            "spec.trigger.batchWindow",
+            "a Go duration",
+        );
+        self.optional_duration(
+            &s.trigger.debounce,
+            "spec.trigger.debounce",
+            "a Go duration",
+        );
     }
 
     fn plugin(&mut self, s: &PluginSpec) {
@@ -218,12 +236,18 @@ impl KindValidator<'_> {
         self.positive_duration(&s.timeout, "spec.timeout");
         for (i, c) in s.capabilities.iter().enumerate() {
             if !matches!(c.as_str(), "observe.cloud" | "propose.dynamicConfig") {
-                self.err(format!("spec.capabilities[{i}] must be observe.cloud or propose.dynamicConfig"));
+                self.err(format!(
+                    "spec.capabilities[{i}] must be observe.cloud or propose.dynamicConfig"
+                ));
             }
         }
         self.triggers(&s.triggers);
         for (i, r) in s.context.resources.iter().enumerate() {
-            for (value, field) in [(&r.api_version, "apiVersion"), (&r.kind, "kind"), (&r.name, "name")] {
+            for (value, field) in [
+                (&r.api_version, "apiVersion"),
+                (&r.kind, "kind"),
+                (&r.name, "name"),
+            ] {
                 if blank(value) {
                     self.err(format!("spec.context.resources[{i}].{field} is required"));
                 }
@@ -236,7 +260,9 @@ impl KindValidator<'_> {
             match t.trigger_type.trim() {
                 "interval" => {
                     if blank(&t.every) {
-                        self.err(format!("spec.triggers[{i}].every is required for interval triggers"));
+                        self.err(format!(
+                            "spec.triggers[{i}].every is required for interval triggers"
+                        ));
                     } else {
                         self.positive_duration(&t.every, &format!("spec.triggers[{i}].every"));
                     }
@@ -271,7 +297,11 @@ impl KindValidator<'_> {
                 }
             }
             for (j, t) in rule.targets.iter().enumerate() {
-                for (value, field) in [(&t.api_version, "apiVersion"), (&t.kind, "kind"), (&t.name, "name")] {
+                for (value, field) in [
+                    (&t.api_version, "apiVersion"),
+                    (&t.kind, "kind"),
+                    (&t.name, "name"),
+                ] {
                     if blank(value) {
                         self.err(format!("spec.allow[{i}].targets[{j}].{field} is required"));
                     }
@@ -288,7 +318,9 @@ impl KindValidator<'_> {
             match parse_ipv4_prefix(s.address.trim()) {
                 Ok(n) if n.len == 32 => {}
                 Ok(_) | Err(None) => self.err("spec.address: must be an IPv4 /32 CIDR"),
-                Err(Some(e)) => self.err(format!("spec.address: must be a valid IPv4 /32 CIDR: {e}")),
+                Err(Some(e)) => {
+                    self.err(format!("spec.address: must be a valid IPv4 /32 CIDR: {e}"))
+                }
             }
         }
         if !matches!(s.owner_side.as_str(), "cloud" | "onprem") {
@@ -297,9 +329,11 @@ impl KindValidator<'_> {
         let c = &s.capture;
         match c.capture_type.as_str() {
             "provider-secondary-ip" => {
-                for (value, field) in
-                    [(&c.provider_ref, "providerRef"), (&c.provider_mode, "providerMode"), (&c.nic_ref, "nicRef")]
-                {
+                for (value, field) in [
+                    (&c.provider_ref, "providerRef"),
+                    (&c.provider_mode, "providerMode"),
+                    (&c.nic_ref, "nicRef"),
+                ] {
                     if blank(value) {
                         self.err(format!(
                             "spec.capture.{field} is required when spec.capture.type is provider-secondary-ip"
@@ -312,11 +346,15 @@ impl KindValidator<'_> {
             }
             "proxy-arp" => {
                 if blank(&c.interface) {
-                    self.err("spec.capture.interface is required when spec.capture.type is proxy-arp");
+                    self.err(
+                        "spec.capture.interface is required when spec.capture.type is proxy-arp",
+                    );
                 }
             }
             "" => self.err("spec.capture.type is required"),
-            other => self.err(format!("spec.capture.type {other:?} is reserved/not implemented in MVP")),
+            other => self.err(format!(
+                "spec.capture.type {other:?} is reserved/not implemented in MVP"
+            )),
         }
         if !matches!(s.delivery.mode.as_str(), "route") {
             self.err("spec.delivery.mode must be route");
@@ -344,7 +382,10 @@ impl KindValidator<'_> {
             self.err("spec.role must be onprem or cloud");
         }
         self.required(&s.node_id, "spec.nodeID");
-        if !matches!(s.underlay.underlay_type.as_str(), "wireguard" | "tailscale" | "ipsec" | "route") {
+        if !matches!(
+            s.underlay.underlay_type.as_str(),
+            "wireguard" | "tailscale" | "ipsec" | "route"
+        ) {
             self.err("spec.underlay.type must be wireguard, tailscale, ipsec, or route");
         }
         if s.underlay.underlay_type == "wireguard" && blank(&s.underlay.interface) {
@@ -367,7 +408,9 @@ impl KindValidator<'_> {
             "" => {}
             "external-command" => {
                 if blank(&s.auth.command) {
-                    self.err("spec.auth.command is required when spec.auth.mode is external-command");
+                    self.err(
+                        "spec.auth.command is required when spec.auth.mode is external-command",
+                    );
                 }
             }
             _ => self.err("spec.auth.mode must be external-command"),
@@ -421,15 +464,27 @@ pub fn wireguard_ifname<'a>(r: &'a Resource, s: &'a WireGuardInterfaceSpec) -> &
 
 fn cross_references(v: &mut Validator, router: &Router) {
     let names = |pick_kind: &str| -> HashSet<&str> {
-        router.spec.resources.iter().filter(|r| r.kind == pick_kind).map(|r| r.metadata.name.as_str()).collect()
+        router
+            .spec
+            .resources
+            .iter()
+            .filter(|r| r.kind == pick_kind)
+            .map(|r| r.metadata.name.as_str())
+            .collect()
     };
     let overlay_peers = names("OverlayPeer");
-    let wg_interfaces: HashSet<&str> =
-        router.specs(pick::wireguard_interface).map(|(r, s)| wireguard_ifname(r, s)).collect();
-    let domains: HashMap<&str, &AddressMobilityDomainSpec> =
-        router.specs(pick::mobility_domain).map(|(r, s)| (r.name(), s)).collect();
-    let profiles: HashMap<&str, &CloudProviderProfileSpec> =
-        router.specs(pick::provider_profile).map(|(r, s)| (r.name(), s)).collect();
+    let wg_interfaces: HashSet<&str> = router
+        .specs(pick::wireguard_interface)
+        .map(|(r, s)| wireguard_ifname(r, s))
+        .collect();
+    let domains: HashMap<&str, &AddressMobilityDomainSpec> = router
+        .specs(pick::mobility_domain)
+        .map(|(r, s)| (r.name(), s))
+        .collect();
+    let profiles: HashMap<&str, &CloudProviderProfileSpec> = router
+        .specs(pick::provider_profile)
+        .map(|(r, s)| (r.name(), s))
+        .collect();
 
     for (r, s) in router.specs(pick::remote_address_claim) {
         let id = r.id();
@@ -457,7 +512,9 @@ fn cross_references(v: &mut Validator, router: &Router) {
         }
         let peer = s.delivery.peer_ref.trim();
         if !peer.is_empty() && !overlay_peers.contains(peer) {
-            v.error(format!("{id} spec.delivery.peerRef references missing OverlayPeer {peer:?}"));
+            v.error(format!(
+                "{id} spec.delivery.peerRef references missing OverlayPeer {peer:?}"
+            ));
         }
         if s.capture.capture_type == "provider-secondary-ip" {
             let p = s.capture.provider_ref.trim();
@@ -478,25 +535,41 @@ fn cross_references(v: &mut Validator, router: &Router) {
     for (r, s) in router.specs(pick::mobility_domain) {
         let peer = s.peer_ref.trim();
         if !peer.is_empty() && !overlay_peers.contains(peer) {
-            v.error(format!("{} spec.peerRef references missing OverlayPeer {peer:?}", r.id()));
+            v.error(format!(
+                "{} spec.peerRef references missing OverlayPeer {peer:?}",
+                r.id()
+            ));
         }
     }
     for (r, s) in router.specs(pick::overlay_peer) {
         let ifname = s.underlay.interface.trim();
-        if s.underlay.underlay_type == "wireguard" && !ifname.is_empty() && !wg_interfaces.contains(ifname) {
-            v.warn(format!("{} spec.underlay.interface {ifname:?} names no declared WireGuardInterface", r.id()));
+        if s.underlay.underlay_type == "wireguard"
+            && !ifname.is_empty()
+            && !wg_interfaces.contains(ifname)
+        {
+            v.warn(format!(
+                "{} spec.underlay.interface {ifname:?} names no declared WireGuardInterface",
+                r.id()
+            ));
         }
     }
     for (r, s) in router.specs(pick::wireguard_peer) {
         let ifname = s.interface.trim();
         if !ifname.is_empty() && !wg_interfaces.contains(ifname) {
-            v.error(format!("{} spec.interface references missing WireGuardInterface {ifname:?}", r.id()));
+            v.error(format!(
+                "{} spec.interface references missing WireGuardInterface {ifname:?}",
+                r.id()
+            ));
         }
     }
     let mut ports = BTreeSet::new();
     for (r, s) in router.specs(pick::wireguard_interface) {
         if s.listen_port > 0 && !ports.insert(s.listen_port) {
-            v.error(format!("{} spec.listenPort {} is already used by another WireGuardInterface", r.id(), s.listen_port));
+            v.error(format!(
+                "{} spec.listenPort {} is already used by another WireGuardInterface",
+                r.id(),
+                s.listen_port
+            ));
         }
     }
 }

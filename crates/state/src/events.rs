@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{params, OptionalExtension, Row};
 use routerd_model::{Event, GoDuration, Timestamp};
+use rusqlite::{params, OptionalExtension, Row};
 
 use crate::{Result, StateError, Store};
 
@@ -63,14 +63,28 @@ impl Store {
     /// subject and payload but takes the later observedAt/expiresAt (a TTL refresh), the new
     /// sourceNode and a new recordedAt. Times are stored in whole seconds.
     pub fn record_event(&self, event: &Event) -> Result<Recorded> {
-        for (value, what) in [(&event.id, "id"), (&event.group, "group"), (&event.event_type, "type")] {
+        for (value, what) in [
+            (&event.id, "id"),
+            (&event.group, "group"),
+            (&event.event_type, "type"),
+        ] {
             if value.trim().is_empty() {
-                return Err(StateError::Invalid(format!("federation event {what} is required")));
+                return Err(StateError::Invalid(format!(
+                    "federation event {what} is required"
+                )));
             }
         }
         let now = self.now();
-        let observed = if event.observed_at.is_zero() { now } else { event.observed_at };
-        let dedupe = if event.dedupe_key.is_empty() { &event.id } else { &event.dedupe_key };
+        let observed = if event.observed_at.is_zero() {
+            now
+        } else {
+            event.observed_at
+        };
+        let dedupe = if event.dedupe_key.is_empty() {
+            &event.id
+        } else {
+            &event.dedupe_key
+        };
         let payload = if event.payload.is_empty() {
             "{}".to_string()
         } else {
@@ -105,14 +119,22 @@ impl Store {
             ],
         )?;
         tx.commit()?;
-        Ok(if duplicate { Recorded::Duplicate } else { Recorded::New })
+        Ok(if duplicate {
+            Recorded::Duplicate
+        } else {
+            Recorded::New
+        })
     }
 
     /// One event by id, expired or not.
     pub fn get_event(&self, id: &str) -> Result<Option<StoredEvent>> {
         Ok(self
             .conn
-            .query_row(&format!("SELECT {COLUMNS} FROM federation_events WHERE id = ?1"), [id], from_row)
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM federation_events WHERE id = ?1"),
+                [id],
+                from_row,
+            )
             .optional()?)
     }
 
@@ -124,13 +146,20 @@ impl Store {
              ORDER BY observed_at, id"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params![q.group, q.now.unix_secs(), q.include_expired], from_row)?;
+        let rows = stmt.query_map(
+            params![q.group, q.now.unix_secs(), q.include_expired],
+            from_row,
+        )?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// Number of stored events of a group, expired ones included.
     pub fn count_events(&self, group: &str) -> Result<i64> {
-        Ok(self.conn.query_row("SELECT COUNT(*) FROM federation_events WHERE group_name = ?1", [group], |r| r.get(0))?)
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM federation_events WHERE group_name = ?1",
+            [group],
+            |r| r.get(0),
+        )?)
     }
 
     /// Applies a group's retention: events older than `max_age` (strictly), then all but the
@@ -150,15 +179,19 @@ impl Store {
             let mut stmt = self.conn.prepare_cached(
                 "SELECT id FROM federation_events WHERE group_name = ?1 AND observed_at < ?2 ORDER BY observed_at, id",
             )?;
-            ids.extend(stmt.query_map(params![group, cutoff], |r| r.get(0))?.collect::<rusqlite::Result<Vec<_>>>()?);
+            ids.extend(
+                stmt.query_map(params![group, cutoff], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?,
+            );
         }
         if max_events > 0 {
             let mut stmt = self.conn.prepare_cached(
                 "SELECT id FROM federation_events WHERE group_name = ?1
                  ORDER BY observed_at DESC, id DESC LIMIT -1 OFFSET ?2",
             )?;
-            let over: Vec<String> =
-                stmt.query_map(params![group, max_events], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+            let over: Vec<String> = stmt
+                .query_map(params![group, max_events], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
             for id in over.into_iter().rev() {
                 if !ids.contains(&id) {
                     ids.push(id);
@@ -171,8 +204,14 @@ impl Store {
         let tx = self.conn.unchecked_transaction()?;
         for id in &ids {
             tx.execute("DELETE FROM event_deliveries WHERE event_id = ?1", [id])?;
-            tx.execute("DELETE FROM event_subscription_runs WHERE event_id = ?1", [id])?;
-            tx.execute("DELETE FROM federation_events WHERE id = ?1 AND group_name = ?2", params![id, group])?;
+            tx.execute(
+                "DELETE FROM event_subscription_runs WHERE event_id = ?1",
+                [id],
+            )?;
+            tx.execute(
+                "DELETE FROM federation_events WHERE id = ?1 AND group_name = ?2",
+                params![id, group],
+            )?;
         }
         tx.commit()?;
         Ok(ids)
@@ -194,7 +233,11 @@ mod tests {
             subject: "10.88.60.9/32".into(),
             payload: [("address".to_string(), "10.88.60.9/32".to_string())].into(),
             observed_at: Timestamp::from_unix(observed),
-            expires_at: if expires == 0 { Timestamp::ZERO } else { Timestamp::from_unix(expires) },
+            expires_at: if expires == 0 {
+                Timestamp::ZERO
+            } else {
+                Timestamp::from_unix(expires)
+            },
             ..Default::default()
         };
         e.normalize().unwrap();
@@ -204,7 +247,10 @@ mod tests {
     #[test]
     fn records_and_reads_back_an_event() {
         let (_d, store, _) = store_at(T0);
-        assert_eq!(store.record_event(&ev("evt-1", T0, T0 + 1800)).unwrap(), Recorded::New);
+        assert_eq!(
+            store.record_event(&ev("evt-1", T0, T0 + 1800)).unwrap(),
+            Recorded::New
+        );
         let got = store.get_event("evt-1").unwrap().unwrap();
         assert_eq!(got.event, ev("evt-1", T0, T0 + 1800));
         assert_eq!(got.recorded_at, Timestamp::from_unix(T0));
@@ -225,7 +271,10 @@ mod tests {
         assert_eq!(got.source_node, "other");
         // An older re-send never shortens the TTL.
         store.record_event(&ev("evt-1", T0, T0 + 60)).unwrap();
-        assert_eq!(store.get_event("evt-1").unwrap().unwrap().event.expires_at, Timestamp::from_unix(T0 + 90));
+        assert_eq!(
+            store.get_event("evt-1").unwrap().unwrap().event.expires_at,
+            Timestamp::from_unix(T0 + 90)
+        );
     }
 
     #[test]
@@ -240,9 +289,20 @@ mod tests {
     #[test]
     fn rejects_events_without_identity() {
         let (_d, store, _) = store_at(T0);
-        let err = store.record_event(&Event { id: "x".into(), ..Default::default() }).unwrap_err();
+        let err = store
+            .record_event(&Event {
+                id: "x".into(),
+                ..Default::default()
+            })
+            .unwrap_err();
         assert_eq!(err.to_string(), "federation event group is required");
-        assert!(store.list_events(&EventQuery { include_expired: true, ..Default::default() }).unwrap().is_empty());
+        assert!(store
+            .list_events(&EventQuery {
+                include_expired: true,
+                ..Default::default()
+            })
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
@@ -250,27 +310,65 @@ mod tests {
         let (_d, store, _) = store_at(T0);
         store.record_event(&ev("a", T0, T0 + 10)).unwrap();
         store.record_event(&ev("b", T0 - 5, 0)).unwrap();
-        let at = |s: i64| EventQuery { group: Some("cloudedge"), include_expired: false, now: Timestamp::from_unix(s) };
-        let ids = |q| store.list_events(&q).unwrap().into_iter().map(|e| e.event.id).collect::<Vec<_>>();
+        let at = |s: i64| EventQuery {
+            group: Some("cloudedge"),
+            include_expired: false,
+            now: Timestamp::from_unix(s),
+        };
+        let ids = |q| {
+            store
+                .list_events(&q)
+                .unwrap()
+                .into_iter()
+                .map(|e| e.event.id)
+                .collect::<Vec<_>>()
+        };
         assert_eq!(ids(at(T0 + 10)), ["b", "a"]);
         assert_eq!(ids(at(T0 + 11)), ["b"]);
-        assert_eq!(ids(EventQuery { include_expired: true, ..at(T0 + 11) }), ["b", "a"]);
-        assert!(ids(EventQuery { group: Some("nope"), ..at(T0) }).is_empty());
+        assert_eq!(
+            ids(EventQuery {
+                include_expired: true,
+                ..at(T0 + 11)
+            }),
+            ["b", "a"]
+        );
+        assert!(ids(EventQuery {
+            group: Some("nope"),
+            ..at(T0)
+        })
+        .is_empty());
     }
 
     #[test]
     fn prune_by_age_and_count_takes_dependent_rows_along() {
         let (_d, store, _) = store_at(T0);
         for (i, age) in [100, 50, 10, 0].iter().enumerate() {
-            store.record_event(&ev(&format!("e{i}"), T0 - age, 0)).unwrap();
+            store
+                .record_event(&ev(&format!("e{i}"), T0 - age, 0))
+                .unwrap();
         }
-        store.start_runs("EventSubscription/s", "p", &[("e0", "cloudedge")], Timestamp::from_unix(T0)).unwrap();
+        store
+            .start_runs(
+                "EventSubscription/s",
+                "p",
+                &[("e0", "cloudedge")],
+                Timestamp::from_unix(T0),
+            )
+            .unwrap();
         let now = Timestamp::from_unix(T0);
         // e1 is exactly 50 s old and survives a 50 s maxAge.
-        let dry = store.prune_events("cloudedge", Some(GoDuration::from_secs(50)), 0, now, true).unwrap();
+        let dry = store
+            .prune_events("cloudedge", Some(GoDuration::from_secs(50)), 0, now, true)
+            .unwrap();
         assert_eq!(dry, ["e0"]);
-        assert_eq!(store.count_events("cloudedge").unwrap(), 4, "dry run deletes nothing");
-        let pruned = store.prune_events("cloudedge", Some(GoDuration::from_secs(50)), 2, now, false).unwrap();
+        assert_eq!(
+            store.count_events("cloudedge").unwrap(),
+            4,
+            "dry run deletes nothing"
+        );
+        let pruned = store
+            .prune_events("cloudedge", Some(GoDuration::from_secs(50)), 2, now, false)
+            .unwrap();
         assert_eq!(pruned, ["e0", "e1"]);
         assert_eq!(store.count_events("cloudedge").unwrap(), 2);
         assert!(store.list_runs("EventSubscription/s").unwrap().is_empty());

@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
 use routerd_model::Timestamp;
+use rusqlite::{Connection, OpenFlags};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use events::{EventQuery, Recorded, StoredEvent};
@@ -34,7 +34,10 @@ pub enum StateError {
     #[error("open state database {path}: {message}")]
     Open { path: String, message: String },
     #[error("state database {path}: {source}")]
-    Migrate { path: String, source: schema::MigrateError },
+    Migrate {
+        path: String,
+        source: schema::MigrateError,
+    },
     #[error("state database: {0}")]
     Sql(#[from] rusqlite::Error),
     #[error("{0}")]
@@ -55,33 +58,58 @@ pub struct Store {
 impl Store {
     /// Opens read-write, creating the file, its directory and the schema as needed.
     pub fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<Store> {
-        let open_err = |message: String| StateError::Open { path: path.display().to_string(), message };
+        let open_err = |message: String| StateError::Open {
+            path: path.display().to_string(),
+            message,
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| open_err(format!("create directory {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| open_err(format!("create directory {}: {e}", dir.display())))?;
         }
         let mut conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
         configure(&conn, true).map_err(|e| open_err(explain(e)))?;
-        schema::migrate(&mut conn).map_err(|source| StateError::Migrate { path: path.display().to_string(), source })?;
-        Ok(Store { conn, clock, path: path.to_path_buf() })
+        schema::migrate(&mut conn).map_err(|source| StateError::Migrate {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Ok(Store {
+            conn,
+            clock,
+            path: path.to_path_buf(),
+        })
     }
 
     /// Opens an existing file read-only (the `dynamic` commands); never creates anything.
     pub fn open_read_only(path: &Path, clock: Arc<dyn Clock>) -> Result<Store> {
-        let open_err = |message: String| StateError::Open { path: path.display().to_string(), message };
+        let open_err = |message: String| StateError::Open {
+            path: path.display().to_string(),
+            message,
+        };
         if !path.exists() {
-            return Err(open_err("no such file (nothing has been stored yet?)".into()));
+            return Err(open_err(
+                "no such file (nothing has been stored yet?)".into(),
+            ));
         }
-        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .map_err(|e| open_err(e.to_string()))?;
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| open_err(e.to_string()))?;
         configure(&conn, false).map_err(|e| open_err(explain(e)))?;
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| open_err(explain(e)))?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| open_err(explain(e)))?;
         if version > schema::SCHEMA_VERSION {
             return Err(StateError::Migrate {
                 path: path.display().to_string(),
                 source: schema::MigrateError::TooNew { found: version },
             });
         }
-        Ok(Store { conn, clock, path: path.to_path_buf() })
+        Ok(Store {
+            conn,
+            clock,
+            path: path.to_path_buf(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -126,7 +154,8 @@ pub(crate) fn time_text(t: Timestamp) -> String {
 
 /// Unparseable or missing text reads back as the zero time (Go's behaviour).
 pub(crate) fn parse_time_text(s: Option<String>) -> Timestamp {
-    s.and_then(|s| Timestamp::parse_rfc3339(&s).ok()).unwrap_or(Timestamp::ZERO)
+    s.and_then(|s| Timestamp::parse_rfc3339(&s).ok())
+        .unwrap_or(Timestamp::ZERO)
 }
 
 /// Empty strings are stored as NULL in the text columns Go treats that way.
@@ -154,28 +183,55 @@ mod tests {
     fn a_file_that_is_not_sqlite_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("junk.db");
-        std::fs::write(&path, b"this is not a database, just text that is long enough to matter......").unwrap();
-        let err = Store::open(&path, Arc::new(SystemClock)).err().unwrap().to_string();
+        std::fs::write(
+            &path,
+            b"this is not a database, just text that is long enough to matter......",
+        )
+        .unwrap();
+        let err = Store::open(&path, Arc::new(SystemClock))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("not a routerd SQLite state file"), "{err}");
-        let err = Store::open_read_only(&path, Arc::new(SystemClock)).err().unwrap().to_string();
+        let err = Store::open_read_only(&path, Arc::new(SystemClock))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("not a routerd SQLite state file"), "{err}");
         // Nothing was written over the operator's file.
-        assert!(std::fs::read(&path).unwrap().starts_with(b"this is not a database"));
+        assert!(std::fs::read(&path)
+            .unwrap()
+            .starts_with(b"this is not a database"));
     }
 
     #[test]
     fn read_only_open_of_a_missing_file_creates_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("missing.db");
-        let err = Store::open_read_only(&path, Arc::new(SystemClock)).err().unwrap().to_string();
-        assert!(err.starts_with(&format!("open state database {}", path.display())), "{err}");
+        let err = Store::open_read_only(&path, Arc::new(SystemClock))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.starts_with(&format!("open state database {}", path.display())),
+            "{err}"
+        );
         assert!(!path.exists());
     }
 
     #[test]
     fn an_unwritable_location_is_a_clear_error() {
-        let err = Store::open(Path::new("/proc/routerd-test/state.db"), Arc::new(SystemClock)).err().unwrap().to_string();
-        assert!(err.starts_with("open state database /proc/routerd-test/state.db: create directory"), "{err}");
+        let err = Store::open(
+            Path::new("/proc/routerd-test/state.db"),
+            Arc::new(SystemClock),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            err.starts_with("open state database /proc/routerd-test/state.db: create directory"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -184,11 +240,17 @@ mod tests {
         let path = dir.path().join("routerd.db");
         drop(store);
         let store = Store::open(&path, Arc::new(SystemClock)).unwrap();
-        let v: i64 = store.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        let v: i64 = store
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(v, schema::SCHEMA_VERSION);
         store.conn.pragma_update(None, "user_version", 99).unwrap();
         drop(store);
-        let err = Store::open(&path, Arc::new(SystemClock)).err().unwrap().to_string();
+        let err = Store::open(&path, Arc::new(SystemClock))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("schema version 99 is newer"), "{err}");
     }
 
@@ -209,7 +271,11 @@ mod tests {
         let store = Store::open(&path, Arc::new(SystemClock)).unwrap();
         let n: i64 = store
             .conn
-            .query_row("SELECT COUNT(*) FROM event_deliveries WHERE event_expires_at IS NULL", [], |r| r.get(0))
+            .query_row(
+                "SELECT COUNT(*) FROM event_deliveries WHERE event_expires_at IS NULL",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(n, 1, "the old row survives the migration");
     }
@@ -218,12 +284,21 @@ mod tests {
     fn two_connections_share_one_file() {
         let (dir, a, _) = testutil::store_at(1_780_142_400);
         let b = Store::open(&dir.path().join("routerd.db"), Arc::new(SystemClock)).unwrap();
-        let mut e = routerd_model::Event { id: "x".into(), group: "g".into(), event_type: "t".into(), ..Default::default() };
+        let mut e = routerd_model::Event {
+            id: "x".into(),
+            group: "g".into(),
+            event_type: "t".into(),
+            ..Default::default()
+        };
         e.normalize().unwrap();
         a.record_event(&e).unwrap();
         assert!(b.get_event("x").unwrap().is_some());
-        let ro = Store::open_read_only(&dir.path().join("routerd.db"), Arc::new(SystemClock)).unwrap();
+        let ro =
+            Store::open_read_only(&dir.path().join("routerd.db"), Arc::new(SystemClock)).unwrap();
         assert!(ro.get_event("x").unwrap().is_some());
-        assert!(ro.record_event(&e).is_err(), "read-only connections refuse writes");
+        assert!(
+            ro.record_event(&e).is_err(),
+            "read-only connections refuse writes"
+        );
     }
 }

@@ -1,11 +1,12 @@
 //! `dynamic_config_parts`: validated plugin output, merged into the effective config.
 
-use rusqlite::{params, Row};
 use routerd_model::{gojson, Directive, DynamicConfigPart, Resource, Timestamp};
+use rusqlite::{params, Row};
 
 use crate::{null_if_empty, parse_time_text, time_text, Result, StateError, Store};
 
-const COLUMNS: &str = "id, source, generation, observed_at, expires_at, digest, resources_json, directives_json,
+const COLUMNS: &str =
+    "id, source, generation, observed_at, expires_at, digest, resources_json, directives_json,
                        status, error, created_at, updated_at";
 
 struct RawPart {
@@ -35,7 +36,11 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<RawPart> {
 }
 
 /// `null`, SQL NULL and empty text all mean "none" (Go writes the first).
-fn decode_list<T: serde::de::DeserializeOwned>(text: Option<&str>, what: &str, source: &str) -> Result<Vec<T>> {
+fn decode_list<T: serde::de::DeserializeOwned>(
+    text: Option<&str>,
+    what: &str,
+    source: &str,
+) -> Result<Vec<T>> {
     match text.map(str::trim) {
         None | Some("") | Some("null") => Ok(Vec::new()),
         Some(text) => serde_json::from_str(text).map_err(|e| StateError::Decode {
@@ -95,16 +100,23 @@ impl Store {
     /// Every part, newest first: observedAt, generation and id descending. Times are compared as
     /// instants, not as text (Go's text order misplaces `…:00.5Z` before `…:00Z`).
     pub fn list_parts(&self) -> Result<Vec<DynamicConfigPart>> {
-        let mut parts = self.query_parts(&format!("SELECT {COLUMNS} FROM dynamic_config_parts"), [])?;
-        parts.sort_by(|a, b| (b.observed_at, b.generation, b.id).cmp(&(a.observed_at, a.generation, a.id)));
+        let mut parts =
+            self.query_parts(&format!("SELECT {COLUMNS} FROM dynamic_config_parts"), [])?;
+        parts.sort_by(|a, b| {
+            (b.observed_at, b.generation, b.id).cmp(&(a.observed_at, a.generation, a.id))
+        });
         Ok(parts)
     }
 
     /// Parts of one source: generation, observedAt and id descending.
     pub fn parts_by_source(&self, source: &str) -> Result<Vec<DynamicConfigPart>> {
-        let mut parts =
-            self.query_parts(&format!("SELECT {COLUMNS} FROM dynamic_config_parts WHERE source = ?1"), [source])?;
-        parts.sort_by(|a, b| (b.generation, b.observed_at, b.id).cmp(&(a.generation, a.observed_at, a.id)));
+        let mut parts = self.query_parts(
+            &format!("SELECT {COLUMNS} FROM dynamic_config_parts WHERE source = ?1"),
+            [source],
+        )?;
+        parts.sort_by(|a, b| {
+            (b.generation, b.observed_at, b.id).cmp(&(a.generation, a.observed_at, a.id))
+        });
         Ok(parts)
     }
 
@@ -119,7 +131,9 @@ impl Store {
 
     fn query_parts<P: rusqlite::Params>(&self, sql: &str, p: P) -> Result<Vec<DynamicConfigPart>> {
         let mut stmt = self.conn.prepare_cached(sql)?;
-        let raw = stmt.query_map(p, from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let raw = stmt
+            .query_map(p, from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         raw.into_iter().map(RawPart::decode).collect()
     }
 }
@@ -129,7 +143,7 @@ mod tests {
     use super::*;
     use crate::testutil::store_at;
     use routerd_model::kinds::*;
-    use routerd_model::{Spec, GoDuration};
+    use routerd_model::{GoDuration, Spec};
 
     fn claim(name: &str) -> Resource {
         Resource::new(
@@ -159,7 +173,9 @@ mod tests {
     fn upsert_replaces_by_source_and_generation() {
         let (_d, store, clock) = store_at(1_780_142_400);
         let t = Timestamp::from_unix(1_780_142_400);
-        store.upsert_part(&part("EventSubscription/s/a", t)).unwrap();
+        store
+            .upsert_part(&part("EventSubscription/s/a", t))
+            .unwrap();
         clock.advance(GoDuration::from_secs(5));
         let mut again = part("EventSubscription/s/a", t);
         again.digest = "e".into();
@@ -182,17 +198,28 @@ mod tests {
         let half = Timestamp::from_unix_nanos(1_780_142_400_500_000_000);
         store.upsert_part(&part("half", half)).unwrap();
         store.upsert_part(&part("whole", whole)).unwrap();
-        let order: Vec<_> = store.list_parts().unwrap().into_iter().map(|p| p.source).collect();
+        let order: Vec<_> = store
+            .list_parts()
+            .unwrap()
+            .into_iter()
+            .map(|p| p.source)
+            .collect();
         assert_eq!(order, ["half", "whole"]);
     }
 
     #[test]
     fn stores_go_compatible_json_and_reads_null_directives() {
         let (_d, store, _) = store_at(1_780_142_400);
-        store.upsert_part(&part("s", Timestamp::from_unix(1_780_142_400))).unwrap();
+        store
+            .upsert_part(&part("s", Timestamp::from_unix(1_780_142_400)))
+            .unwrap();
         let (res, dirs): (String, String) = store
             .conn
-            .query_row("SELECT resources_json, directives_json FROM dynamic_config_parts", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(
+                "SELECT resources_json, directives_json FROM dynamic_config_parts",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .unwrap();
         assert_eq!(dirs, "null");
         assert!(res.starts_with(r#"[{"apiVersion":"hybrid.routerd.net/v1alpha1","kind":"RemoteAddressClaim","metadata":{"name":"onprem-10-88-60-9"},"spec":{"domainRef":"d""#), "{res}");
@@ -201,12 +228,18 @@ mod tests {
     #[test]
     fn an_unknown_kind_in_stored_json_is_a_decode_error_naming_the_source() {
         let (_d, store, _) = store_at(1_780_142_400);
-        store.upsert_part(&part("s", Timestamp::from_unix(1_780_142_400))).unwrap();
+        store
+            .upsert_part(&part("s", Timestamp::from_unix(1_780_142_400)))
+            .unwrap();
         store
             .conn
             .execute("UPDATE dynamic_config_parts SET resources_json = '[{\"apiVersion\":\"x/v1\",\"kind\":\"Gizmo\",\"metadata\":{\"name\":\"g\"}}]'", [])
             .unwrap();
         let err = store.list_parts().unwrap_err().to_string();
-        assert!(err.contains("dynamic part source \"s\"") && err.contains("unsupported resource kind Gizmo"), "{err}");
+        assert!(
+            err.contains("dynamic part source \"s\"")
+                && err.contains("unsupported resource kind Gizmo"),
+            "{err}"
+        );
     }
 }

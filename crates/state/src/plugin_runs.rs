@@ -1,7 +1,7 @@
 //! `plugin_runs`: one row per plugin execution, whatever triggered it.
 
-use rusqlite::params;
 use routerd_model::Timestamp;
+use rusqlite::params;
 
 use crate::{null_if_empty, parse_time_text, time_text, Result, Store};
 
@@ -32,7 +32,13 @@ pub struct PluginRunResult<'a> {
 
 impl Store {
     /// Inserts a `running` row and returns its id.
-    pub fn start_plugin_run(&self, plugin: &str, trigger_type: &str, trigger_topic: &str, started_at: Timestamp) -> Result<i64> {
+    pub fn start_plugin_run(
+        &self,
+        plugin: &str,
+        trigger_type: &str,
+        trigger_topic: &str,
+        started_at: Timestamp,
+    ) -> Result<i64> {
         self.conn.execute(
             "INSERT INTO plugin_runs (plugin, trigger_type, trigger_topic, started_at, status) VALUES (?1, ?2, ?3, ?4, 'running')",
             params![plugin, trigger_type, null_if_empty(trigger_topic), time_text(started_at)],
@@ -40,7 +46,12 @@ impl Store {
         Ok(self.conn.last_insert_rowid())
     }
 
-    pub fn finish_plugin_run(&self, id: i64, completed_at: Timestamp, r: &PluginRunResult<'_>) -> Result<()> {
+    pub fn finish_plugin_run(
+        &self,
+        id: i64,
+        completed_at: Timestamp,
+        r: &PluginRunResult<'_>,
+    ) -> Result<()> {
         self.conn.execute(
             "UPDATE plugin_runs SET completed_at = ?2, exit_code = ?3, status = ?4, stdout_digest = ?5, stderr = ?6, error = ?7
              WHERE id = ?1",
@@ -92,13 +103,33 @@ mod tests {
     fn a_run_goes_from_running_to_failed_with_its_reason() {
         let (_d, store, _) = store_at(1_780_142_400);
         let t = Timestamp::from_unix(1_780_142_400);
-        let id = store.start_plugin_run("p", "federation-subscription", "cloud-claims", t).unwrap();
-        assert_eq!(store.list_plugin_runs(Some("p")).unwrap()[0].status, "running");
+        let id = store
+            .start_plugin_run("p", "federation-subscription", "cloud-claims", t)
+            .unwrap();
+        assert_eq!(
+            store.list_plugin_runs(Some("p")).unwrap()[0].status,
+            "running"
+        );
         store
-            .finish_plugin_run(id, t, &PluginRunResult { exit_code: Some(42), error: "plugin p failed: exit status 42", ..Default::default() })
+            .finish_plugin_run(
+                id,
+                t,
+                &PluginRunResult {
+                    exit_code: Some(42),
+                    error: "plugin p failed: exit status 42",
+                    ..Default::default()
+                },
+            )
             .unwrap();
         let run = &store.list_plugin_runs(None).unwrap()[0];
-        assert_eq!((run.status.as_str(), run.exit_code, run.trigger_topic.as_str()), ("failed", Some(42), "cloud-claims"));
+        assert_eq!(
+            (
+                run.status.as_str(),
+                run.exit_code,
+                run.trigger_topic.as_str()
+            ),
+            ("failed", Some(42), "cloud-claims")
+        );
         assert_eq!(run.error, "plugin p failed: exit status 42");
         assert!(store.list_plugin_runs(Some("other")).unwrap().is_empty());
     }

@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{params, Row};
 use routerd_model::Timestamp;
+use rusqlite::{params, Row};
 
 use crate::{null_if_empty, parse_time_text, time_text, Result, StateError, Store};
 
@@ -35,8 +35,13 @@ pub struct RunState {
 /// How a batch ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunOutcome<'a> {
-    Succeeded { dynamic_source: &'a str, dynamic_generation: i64 },
-    Failed { error: &'a str },
+    Succeeded {
+        dynamic_source: &'a str,
+        dynamic_generation: i64,
+    },
+    Failed {
+        error: &'a str,
+    },
 }
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<SubscriptionRun> {
@@ -65,7 +70,11 @@ impl Store {
             let status: String = r.get(1)?;
             Ok((
                 r.get::<_, String>(0)?,
-                RunState { succeeded: status == "succeeded", failed: status == "failed", attempts: r.get(2)? },
+                RunState {
+                    succeeded: status == "succeeded",
+                    failed: status == "failed",
+                    attempts: r.get(2)?,
+                },
             ))
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -115,9 +124,15 @@ impl Store {
         completed_at: Timestamp,
     ) -> Result<()> {
         let (status, source, generation, error) = match outcome {
-            RunOutcome::Succeeded { dynamic_source, dynamic_generation } => {
-                ("succeeded", null_if_empty(dynamic_source), Some(*dynamic_generation).filter(|g| *g > 0), None)
-            }
+            RunOutcome::Succeeded {
+                dynamic_source,
+                dynamic_generation,
+            } => (
+                "succeeded",
+                null_if_empty(dynamic_source),
+                Some(*dynamic_generation).filter(|g| *g > 0),
+                None,
+            ),
             RunOutcome::Failed { error } => ("failed", None, None, null_if_empty(error)),
         };
         let completed = time_text(completed_at);
@@ -129,7 +144,15 @@ impl Store {
                  WHERE subscription = ?1 AND event_id = ?2",
             )?;
             for id in event_ids {
-                stmt.execute(params![subscription, id, status, completed, source, generation, error])?;
+                stmt.execute(params![
+                    subscription,
+                    id,
+                    status,
+                    completed,
+                    source,
+                    generation,
+                    error
+                ])?;
             }
         }
         tx.commit()?;
@@ -164,20 +187,48 @@ mod tests {
     fn start_counts_attempts_and_never_touches_succeeded_rows() {
         let (_d, store, _) = store_at(1_780_142_400);
         let batch = [("evt-1", "cloudedge"), ("evt-2", "cloudedge")];
-        store.start_runs(SUB, "p", &batch, Timestamp::from_unix(1_780_142_400)).unwrap();
         store
-            .finish_runs(SUB, &["evt-1"], &RunOutcome::Succeeded { dynamic_source: "src", dynamic_generation: 1 }, Timestamp::from_unix(1_780_142_401))
+            .start_runs(SUB, "p", &batch, Timestamp::from_unix(1_780_142_400))
             .unwrap();
-        store.finish_runs(SUB, &["evt-2"], &RunOutcome::Failed { error: "boom" }, Timestamp::from_unix(1_780_142_401)).unwrap();
-        store.start_runs(SUB, "p2", &batch, Timestamp::from_unix(1_780_142_405)).unwrap();
+        store
+            .finish_runs(
+                SUB,
+                &["evt-1"],
+                &RunOutcome::Succeeded {
+                    dynamic_source: "src",
+                    dynamic_generation: 1,
+                },
+                Timestamp::from_unix(1_780_142_401),
+            )
+            .unwrap();
+        store
+            .finish_runs(
+                SUB,
+                &["evt-2"],
+                &RunOutcome::Failed { error: "boom" },
+                Timestamp::from_unix(1_780_142_401),
+            )
+            .unwrap();
+        store
+            .start_runs(SUB, "p2", &batch, Timestamp::from_unix(1_780_142_405))
+            .unwrap();
 
         let runs = store.list_runs(SUB).unwrap();
         assert_eq!(runs.len(), 2);
         let (one, two) = (&runs[0], &runs[1]);
-        assert_eq!((one.status.as_str(), one.attempts, one.plugin.as_str()), ("succeeded", 1, "p"));
+        assert_eq!(
+            (one.status.as_str(), one.attempts, one.plugin.as_str()),
+            ("succeeded", 1, "p")
+        );
         assert_eq!(one.dynamic_source, "src");
-        assert_eq!((two.status.as_str(), two.attempts, two.plugin.as_str()), ("pending", 2, "p2"));
-        assert_eq!(two.error, "boom", "the last error stays until the next result");
+        assert_eq!(
+            (two.status.as_str(), two.attempts, two.plugin.as_str()),
+            ("pending", 2, "p2")
+        );
+        assert_eq!(
+            two.error, "boom",
+            "the last error stays until the next result"
+        );
         assert_eq!(started_at(two), Timestamp::from_unix(1_780_142_405));
 
         let states = store.run_states(SUB).unwrap();
@@ -188,11 +239,31 @@ mod tests {
     #[test]
     fn failure_clears_the_dynamic_source() {
         let (_d, store, _) = store_at(1_780_142_400);
-        store.start_runs(SUB, "p", &[("e", "g")], Timestamp::from_unix(1)).unwrap();
-        store.finish_runs(SUB, &["e"], &RunOutcome::Failed { error: "plugin p failed: exit status 42" }, Timestamp::from_unix(2)).unwrap();
+        store
+            .start_runs(SUB, "p", &[("e", "g")], Timestamp::from_unix(1))
+            .unwrap();
+        store
+            .finish_runs(
+                SUB,
+                &["e"],
+                &RunOutcome::Failed {
+                    error: "plugin p failed: exit status 42",
+                },
+                Timestamp::from_unix(2),
+            )
+            .unwrap();
         let run = &store.list_runs(SUB).unwrap()[0];
-        assert_eq!((run.status.as_str(), run.dynamic_source.as_str(), run.dynamic_generation), ("failed", "", 0));
+        assert_eq!(
+            (
+                run.status.as_str(),
+                run.dynamic_source.as_str(),
+                run.dynamic_generation
+            ),
+            ("failed", "", 0)
+        );
         assert_eq!(run.error, "plugin p failed: exit status 42");
-        assert!(store.start_runs("", "p", &[("e", "g")], Timestamp::from_unix(1)).is_err());
+        assert!(store
+            .start_runs("", "p", &[("e", "g")], Timestamp::from_unix(1))
+            .is_err());
     }
 }
