@@ -25,7 +25,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use routerd_state::{Clock, Store, SystemClock};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -69,7 +69,7 @@ pub fn main_from(args: Vec<OsString>) -> ExitCode {
 }
 
 fn run_routerd(args: Vec<OsString>) -> anyhow::Result<ExitCode> {
-    let cli = match cli::RouterdCli::try_parse_from(args) {
+    let cli = match parse::<cli::RouterdCli>(args) {
         Ok(c) => c,
         Err(e) => return Ok(clap_exit(e)),
     };
@@ -83,7 +83,7 @@ fn run_routerd(args: Vec<OsString>) -> anyhow::Result<ExitCode> {
 
 /// Runs the `routerctl` CLI; also used in-process by `routerd demo`.
 pub fn run_routerctl(args: Vec<OsString>) -> anyhow::Result<ExitCode> {
-    let cli = match cli::RouterctlCli::try_parse_from(args) {
+    let cli = match parse::<cli::RouterctlCli>(args) {
         Ok(c) => c,
         Err(e) => return Ok(clap_exit(e)),
     };
@@ -94,6 +94,15 @@ pub fn run_routerctl(args: Vec<OsString>) -> anyhow::Result<ExitCode> {
         cli::CtlCommand::Plugin(c) => ctl_plugin::run(c),
     }?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Parses with Go's rule that a repeated flag overrides the earlier value, at every level.
+fn parse<T: CommandFactory + FromArgMatches>(args: Vec<OsString>) -> Result<T, clap::Error> {
+    fn last_wins(cmd: clap::Command) -> clap::Command {
+        let subs: Vec<String> = cmd.get_subcommands().map(|s| s.get_name().to_string()).collect();
+        subs.iter().fold(cmd.args_override_self(true), |cmd, name| cmd.mut_subcommand(name, last_wins))
+    }
+    T::from_arg_matches(&last_wins(T::command()).try_get_matches_from(args)?)
 }
 
 /// Help goes to stdout with exit 0; usage errors to stderr with exit 2.

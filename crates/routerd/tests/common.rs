@@ -1,0 +1,108 @@
+//! Helpers for tests that drive the real binaries.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const EXAMPLE: &str = include_str!("../../../examples/receiver-cloud.yaml");
+pub const PACKAGED_PLUGIN: &str = "/usr/libexec/routerd/plugins/event-to-remote-claim/bin/event-to-remote-claim";
+
+pub fn routerd() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_routerd"))
+}
+
+pub fn routerctl() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_routerctl"))
+}
+
+/// The example plugin, built by `cargo test --workspace` into the same target directory.
+pub fn example_plugin() -> PathBuf {
+    let p = routerd().with_file_name("event-to-remote-claim");
+    assert!(p.is_file(), "{} is missing: run the tests with `cargo test --workspace`", p.display());
+    p
+}
+
+pub struct Lab {
+    pub dir: tempfile::TempDir,
+}
+
+impl Lab {
+    pub fn new() -> Lab {
+        Lab { dir: tempfile::tempdir().unwrap() }
+    }
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    pub fn state(&self) -> String {
+        self.path("state/routerd.db").display().to_string()
+    }
+    pub fn config(&self) -> String {
+        self.path("router.yaml").display().to_string()
+    }
+    /// Writes the example config with its plugin pointed at `plugin` and the given timeout.
+    pub fn write_config(&self, plugin: &Path, timeout: &str) {
+        let text = EXAMPLE.replace(PACKAGED_PLUGIN, &plugin.display().to_string()).replace("timeout: 10s", &format!("timeout: {timeout}"));
+        std::fs::write(self.config(), text).unwrap();
+    }
+    /// A real executable shell script in the lab.
+    pub fn script(&self, name: &str, body: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let p = self.path(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(routerctl()).args(args).output().unwrap()
+    }
+    pub fn routerd(&self, args: &[&str]) -> Output {
+        Command::new(routerd()).args(args).output().unwrap()
+    }
+    /// `routerctl federation event emit` of the README's observation with `extra` flags.
+    pub fn emit(&self, extra: &[&str]) -> Output {
+        let state = self.state();
+        let mut args = vec![
+            "federation", "event", "emit", "--state-file", &state, "--group", "cloudedge", "--type",
+            "routerd.client.ipv4.observed", "--subject", "10.88.60.9/32", "--source-node", "onprem-router",
+            "--payload", "address=10.88.60.9/32", "--payload", "domain=cloudedge-same-subnet", "--payload",
+            "ownerSide=onprem", "--payload", "peerRef=onprem-main", "--payload", "providerRef=example-provider",
+            "--ttl", "30m",
+        ];
+        args.extend_from_slice(extra);
+        self.ctl(&args)
+    }
+    pub fn serve_once(&self) -> Output {
+        self.routerd(&["serve", "--once", "--config", &self.config(), "--state-file", &self.state()])
+    }
+    pub fn render(&self) -> Output {
+        self.ctl(&["dynamic", "render", "--config", &self.config(), "--state-file", &self.state()])
+    }
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.ctl(args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+    pub fn runs(&self) -> Vec<serde_json::Value> {
+        let v = self.json(&["federation", "subscription", "runs", "--subscription", "EventSubscription/cloud-claims", "--state-file", &self.state(), "-o", "json"]);
+        v.as_array().cloned().unwrap_or_default()
+    }
+    pub fn parts(&self) -> Vec<serde_json::Value> {
+        self.json(&["dynamic", "list", "--state-file", &self.state(), "-o", "json"]).as_array().cloned().unwrap()
+    }
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The RemoteAddressClaims of a rendered YAML document.
+pub fn claims(rendered: &[u8]) -> Vec<serde_yaml::Value> {
+    let doc: serde_yaml::Value = serde_yaml::from_slice(rendered).unwrap();
+    doc["spec"]["resources"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "RemoteAddressClaim")
+        .cloned()
+        .collect()
+}

@@ -1,0 +1,142 @@
+//! The receiver flow of the README, exactly as an operator runs it, against the built binaries.
+
+mod common;
+use common::*;
+
+#[test]
+fn emit_serve_once_render_yields_the_annotated_claim() {
+    let lab = Lab::new();
+    lab.write_config(&example_plugin(), "10s");
+
+    let emitted = lab.emit(&["-o", "json"]);
+    assert!(emitted.status.success(), "{}", text(&emitted.stderr));
+    let event: serde_json::Value = serde_json::from_slice(&emitted.stdout).unwrap();
+    let id = event["ID"].as_str().unwrap().to_string();
+    assert!(id.starts_with("evt-"), "{id}");
+    assert_eq!(event["Payload"]["peerRef"], "onprem-main");
+
+    let served = lab.serve_once();
+    assert!(served.status.success(), "{}", text(&served.stderr));
+    assert!(text(&served.stdout).contains("subscription cloud-claims: Applied (1 event(s) matched)"), "{}", text(&served.stdout));
+
+    let rendered = lab.render();
+    assert!(rendered.status.success(), "{}", text(&rendered.stderr));
+    let doc: serde_yaml::Value = serde_yaml::from_slice(&rendered.stdout).unwrap();
+    let resources = doc["spec"]["resources"].as_sequence().unwrap();
+    assert_eq!(resources.len(), 9, "every startup resource plus the claim");
+    let claim = &resources[8];
+    assert_eq!(claim["kind"], "RemoteAddressClaim");
+    assert_eq!(claim["metadata"]["name"], "onprem-10-88-60-9");
+    let a = &claim["metadata"]["annotations"];
+    assert_eq!(a["routerd.net/event-id"], id.as_str());
+    assert_eq!(a["routerd.net/event-group"], "cloudedge");
+    assert_eq!(a["routerd.net/event-subject"], "10.88.60.9/32");
+    assert_eq!(a["routerd.net/dynamic-source"], "EventSubscription/cloud-claims");
+    let spec = &claim["spec"];
+    assert_eq!(spec["address"], "10.88.60.9/32");
+    assert_eq!(spec["domainRef"], "cloudedge-same-subnet");
+    assert_eq!(spec["ownerSide"], "onprem");
+    assert_eq!(spec["capture"]["type"], "provider-secondary-ip");
+    assert_eq!(spec["delivery"]["tunnelInterface"], "wg-hybrid");
+
+    // JSON rendering carries the same document.
+    let json = lab.json(&["dynamic", "render", "--config", &lab.config(), "--state-file", &lab.state(), "-o", "json"]);
+    assert_eq!(json["spec"]["resources"][8]["metadata"]["name"], "onprem-10-88-60-9");
+
+    // The run is on record.
+    let runs = lab.runs();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["Status"], "succeeded");
+    assert_eq!(runs[0]["EventID"], id.as_str());
+}
+
+#[test]
+fn a_second_pass_adds_nothing_and_a_second_observation_still_renders_one_claim() {
+    let lab = Lab::new();
+    lab.write_config(&example_plugin(), "10s");
+    assert!(lab.emit(&[]).status.success());
+    assert!(lab.serve_once().status.success());
+    let first = lab.render();
+
+    let again = lab.serve_once();
+    assert!(text(&again.stdout).contains("Idle (0 event(s) matched)"), "{}", text(&again.stdout));
+    assert_eq!(lab.parts().len(), 1, "a second pass stores no part");
+    assert_eq!(lab.render().stdout, first.stdout, "and changes nothing");
+
+    // Same client seen again under a new id: a second part, still exactly one claim.
+    assert!(lab.emit(&["--id", "evt-second-sighting"]).status.success());
+    assert!(lab.serve_once().status.success());
+    assert_eq!(lab.parts().len(), 2);
+    let rendered = lab.render();
+    assert!(rendered.status.success(), "{}", text(&rendered.stderr));
+    let claims = claims(&rendered.stdout);
+    assert_eq!(claims.len(), 1);
+    assert_eq!(claims[0]["metadata"]["annotations"]["routerd.net/event-id"], "evt-second-sighting", "the newest part wins");
+    let diff = lab.ctl(&["dynamic", "diff", "--config", &lab.config(), "--state-file", &lab.state()]);
+    assert!(text(&diff.stdout).contains("supersededBy=EventSubscription/cloud-claims/"), "{}", text(&diff.stdout));
+}
+
+#[test]
+fn the_same_id_delivered_twice_never_reruns_the_plugin() {
+    let lab = Lab::new();
+    lab.write_config(&example_plugin(), "10s");
+    assert!(lab.emit(&["--id", "evt-1"]).status.success());
+    assert!(lab.serve_once().status.success());
+    assert!(lab.emit(&["--id", "evt-1"]).status.success());
+    assert!(lab.serve_once().status.success());
+    let runs = lab.runs();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["Attempts"], 1);
+    assert_eq!(lab.parts()[0]["source"], "EventSubscription/cloud-claims/7b409f932d2c88e9");
+}
+
+#[test]
+fn expired_events_are_never_run() {
+    let lab = Lab::new();
+    lab.write_config(&example_plugin(), "10s");
+    let out = lab.emit(&["--observed-at", "2020-01-01T00:00:00Z", "--id", "old"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let served = lab.serve_once();
+    assert!(text(&served.stdout).contains("Idle (0 event(s) matched)"));
+    assert!(lab.runs().is_empty());
+    let listed = lab.json(&["federation", "event", "list", "--state-file", &lab.state(), "-o", "json"]);
+    assert!(listed.is_null(), "expired events are hidden: {listed}");
+    let all = lab.json(&["federation", "event", "list", "--state-file", &lab.state(), "--include-expired", "-o", "json"]);
+    assert_eq!(all[0]["ID"], "old");
+}
+
+#[test]
+fn routerd_demo_runs_the_flow_on_the_embedded_config() {
+    let out = std::process::Command::new(routerd()).args(["demo", "--plugin"]).arg(example_plugin()).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("subscription cloud-claims: Applied"), "{stdout}");
+    assert!(stdout.contains("name: onprem-10-88-60-9"), "{stdout}");
+    assert!(stdout.contains("routerd.net/dynamic-source: EventSubscription/cloud-claims"), "{stdout}");
+}
+
+#[test]
+fn routerctl_is_chosen_by_argv0_and_version_is_bare() {
+    let out = std::process::Command::new(routerd()).arg("--version").output().unwrap();
+    assert_eq!(text(&out.stdout), format!("{}\n", env!("CARGO_PKG_VERSION")));
+    let link_dir = tempfile::tempdir().unwrap();
+    let link = link_dir.path().join("routerctl");
+    std::os::unix::fs::symlink(routerd(), &link).unwrap();
+    let help = std::process::Command::new(&link).arg("--help").output().unwrap();
+    assert!(help.status.success());
+    assert!(text(&help.stdout).contains("federation"), "{}", text(&help.stdout));
+    let daemon_help = std::process::Command::new(routerd()).arg("--help").output().unwrap();
+    assert!(text(&daemon_help.stdout).contains("serve"));
+}
+
+#[test]
+fn go_style_single_dash_flags_work() {
+    let lab = Lab::new();
+    let out = lab.ctl(&["fed", "event", "emit", "-state-file", &lab.state(), "-group", "g", "-type", "t", "-id", "x", "-o", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ID"], "x");
+    assert_eq!(v["DedupeKey"], "x");
+    assert!(v["Payload"].is_null());
+    assert_eq!(v["ExpiresAt"], "0001-01-01T00:00:00Z");
+}
