@@ -99,8 +99,13 @@ pub fn run_routerctl(args: Vec<OsString>) -> anyhow::Result<ExitCode> {
 /// Parses with Go's rule that a repeated flag overrides the earlier value, at every level.
 fn parse<T: CommandFactory + FromArgMatches>(args: Vec<OsString>) -> Result<T, clap::Error> {
     fn last_wins(cmd: clap::Command) -> clap::Command {
-        let subs: Vec<String> = cmd.get_subcommands().map(|s| s.get_name().to_string()).collect();
-        subs.iter().fold(cmd.args_override_self(true), |cmd, name| cmd.mut_subcommand(name, last_wins))
+        let subs: Vec<String> = cmd
+            .get_subcommands()
+            .map(|s| s.get_name().to_string())
+            .collect();
+        subs.iter().fold(cmd.args_override_self(true), |cmd, name| {
+            cmd.mut_subcommand(name, last_wins)
+        })
     }
     T::from_arg_matches(&last_wins(T::command()).try_get_matches_from(args)?)
 }

@@ -17,16 +17,25 @@ fn emit_refuses_incomplete_or_malformed_flags_and_stores_nothing() {
     let cases: [(&[&str], &str); 5] = [
         (&["--type", "t"], "--group is required"),
         (&["--group", "g"], "--type is required"),
-        (&["--group", "g", "--type", "t", "--payload", "novalue"], "payload must be key=value, got \"novalue\""),
+        (
+            &["--group", "g", "--type", "t", "--payload", "novalue"],
+            "payload must be key=value, got \"novalue\"",
+        ),
         (&["--group", "g", "--type", "t", "--ttl", "30"], "flag -ttl"),
-        (&["--group", "g", "--type", "t", "--observed-at", "yesterday"], "invalid --observed-at"),
+        (
+            &["--group", "g", "--type", "t", "--observed-at", "yesterday"],
+            "invalid --observed-at",
+        ),
     ];
     for (flags, want) in cases {
         let mut args = vec!["federation", "event", "emit", "--state-file", &state];
         args.extend_from_slice(flags);
         assert_one_line_error(&lab.ctl(&args), want);
     }
-    assert!(!std::path::Path::new(&state).exists(), "no state file was even created");
+    assert!(
+        !std::path::Path::new(&state).exists(),
+        "no state file was even created"
+    );
 }
 
 fn invalid_config(lab: &Lab, body: &str) -> String {
@@ -64,20 +73,34 @@ fn validate_and_every_config_loading_command_name_the_resource_and_reason() {
     ] {
         assert!(err.contains(want), "{want:?} missing from {err}");
     }
+    let out = lab.routerd(&[
+        "serve",
+        "--once",
+        "--config",
+        &config,
+        "--state-file",
+        &lab.state(),
+    ]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("spec.executable must be an absolute path"));
     for args in [
-        vec!["serve", "--once", "--config", &config, "--state-file", &lab.state()],
-    ] {
-        let out = lab.routerd(&args);
-        assert!(!out.status.success());
-        assert!(text(&out.stderr).contains("spec.executable must be an absolute path"));
-    }
-    for args in [
-        vec!["dynamic", "render", "--config", &config, "--state-file", &lab.state()],
+        vec![
+            "dynamic",
+            "render",
+            "--config",
+            &config,
+            "--state-file",
+            &lab.state(),
+        ],
         vec!["plugin", "list", "--config", &config],
     ] {
         let out = lab.ctl(&args);
         assert!(!out.status.success(), "{args:?}");
-        assert!(text(&out.stderr).contains("unsupported resource kind Gizmo"), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("unsupported resource kind Gizmo"),
+            "{}",
+            text(&out.stderr)
+        );
         assert!(out.stdout.is_empty(), "nothing on stdout");
     }
 }
@@ -88,7 +111,11 @@ fn broken_yaml_is_a_parse_error_and_the_example_is_valid() {
     std::fs::write(lab.config(), "apiVersion: [unclosed\n").unwrap();
     let out = lab.routerd(&["validate", "--config", &lab.config()]);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains(&format!("parse config {}", lab.config())), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&format!("parse config {}", lab.config())),
+        "{}",
+        text(&out.stderr)
+    );
 
     lab.write_config(&example_plugin(), "10s");
     let ok = lab.routerd(&["validate", "--config", &lab.config()]);
@@ -106,19 +133,43 @@ fn run_with_failing_plugin(body: &str, timeout: &str) -> (Lab, std::process::Out
 
     let bad = lab.script("bad-plugin", body);
     lab.write_config(&bad, timeout);
-    assert!(lab.emit(&["--id", "evt-bad", "--subject", "10.88.60.10/32", "--payload", "address=10.88.60.10/32"]).status.success());
+    assert!(lab
+        .emit(&[
+            "--id",
+            "evt-bad",
+            "--subject",
+            "10.88.60.10/32",
+            "--payload",
+            "address=10.88.60.10/32"
+        ])
+        .status
+        .success());
     let started = std::time::Instant::now();
     let served = lab.serve_once();
-    assert!(started.elapsed() < std::time::Duration::from_secs(20), "serve returned");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "serve returned"
+    );
     (lab, served)
 }
 
 fn assert_failed_without_damage(lab: &Lab, served: &std::process::Output, reason: &str) {
-    assert!(served.status.success(), "serve survives a bad plugin: {}", text(&served.stderr));
-    assert!(text(&served.stdout).contains("Degraded"), "{}", text(&served.stdout));
+    assert!(
+        served.status.success(),
+        "serve survives a bad plugin: {}",
+        text(&served.stderr)
+    );
+    assert!(
+        text(&served.stdout).contains("Degraded"),
+        "{}",
+        text(&served.stdout)
+    );
     let parts = lab.parts();
     assert_eq!(parts.len(), 1, "no part is stored for the failed run");
-    assert_eq!(parts[0]["status"], "active", "the earlier part stays active");
+    assert_eq!(
+        parts[0]["status"], "active",
+        "the earlier part stays active"
+    );
     let runs = lab.runs();
     let bad = runs.iter().find(|r| r["EventID"] == "evt-bad").unwrap();
     assert_eq!(bad["Status"], "failed");
@@ -137,19 +188,30 @@ fn a_plugin_printing_garbage_fails_the_run_only() {
 #[test]
 fn a_plugin_exiting_non_zero_fails_the_run_only() {
     let (lab, served) = run_with_failing_plugin("cat >/dev/null; echo oops >&2; exit 42", "5s");
-    assert_failed_without_damage(&lab, &served, "plugin event-to-remote-claim failed: exit status 42");
+    assert_failed_without_damage(
+        &lab,
+        &served,
+        "plugin event-to-remote-claim failed: exit status 42",
+    );
 }
 
 #[test]
 fn a_hanging_plugin_is_killed_at_its_timeout() {
     // The grandchild keeps stdout open: the whole process group must go.
     let (lab, served) = run_with_failing_plugin("sleep 30 & sleep 30", "1s");
-    assert_failed_without_damage(&lab, &served, "plugin event-to-remote-claim timed out after 1s");
+    assert_failed_without_damage(
+        &lab,
+        &served,
+        "plugin event-to-remote-claim timed out after 1s",
+    );
 }
 
 #[test]
 fn a_plugin_writing_10_mb_is_cut_off() {
-    let (lab, served) = run_with_failing_plugin("cat >/dev/null; head -c 10485760 /dev/zero | tr '\\0' 'x'", "10s");
+    let (lab, served) = run_with_failing_plugin(
+        "cat >/dev/null; head -c 10485760 /dev/zero | tr '\\0' 'x'",
+        "10s",
+    );
     assert_failed_without_damage(&lab, &served, "stdout output exceeded 4194304-byte limit");
 }
 
@@ -187,12 +249,26 @@ fn a_state_file_that_is_not_sqlite_is_a_clear_error() {
     let out = lab.serve_once();
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("not a routerd SQLite state file"));
-    assert_eq!(std::fs::read(lab.state()).unwrap(), "x".repeat(4096).into_bytes(), "the file is untouched");
+    assert_eq!(
+        std::fs::read(lab.state()).unwrap(),
+        "x".repeat(4096).into_bytes(),
+        "the file is untouched"
+    );
 }
 
 #[test]
 fn an_unwritable_state_location_is_a_clear_error() {
     let lab = Lab::new();
-    let out = lab.ctl(&["federation", "event", "emit", "--state-file", "/proc/routerd/nope.db", "--group", "g", "--type", "t"]);
+    let out = lab.ctl(&[
+        "federation",
+        "event",
+        "emit",
+        "--state-file",
+        "/proc/routerd/nope.db",
+        "--group",
+        "g",
+        "--type",
+        "t",
+    ]);
     assert_one_line_error(&out, "open state database /proc/routerd/nope.db");
 }

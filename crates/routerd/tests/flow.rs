@@ -17,7 +17,11 @@ fn emit_serve_once_render_yields_the_annotated_claim() {
 
     let served = lab.serve_once();
     assert!(served.status.success(), "{}", text(&served.stderr));
-    assert!(text(&served.stdout).contains("subscription cloud-claims: Applied (1 event(s) matched)"), "{}", text(&served.stdout));
+    assert!(
+        text(&served.stdout).contains("subscription cloud-claims: Applied (1 event(s) matched)"),
+        "{}",
+        text(&served.stdout)
+    );
 
     let rendered = lab.render();
     assert!(rendered.status.success(), "{}", text(&rendered.stderr));
@@ -31,7 +35,10 @@ fn emit_serve_once_render_yields_the_annotated_claim() {
     assert_eq!(a["routerd.net/event-id"], id.as_str());
     assert_eq!(a["routerd.net/event-group"], "cloudedge");
     assert_eq!(a["routerd.net/event-subject"], "10.88.60.9/32");
-    assert_eq!(a["routerd.net/dynamic-source"], "EventSubscription/cloud-claims");
+    assert_eq!(
+        a["routerd.net/dynamic-source"],
+        "EventSubscription/cloud-claims"
+    );
     let spec = &claim["spec"];
     assert_eq!(spec["address"], "10.88.60.9/32");
     assert_eq!(spec["domainRef"], "cloudedge-same-subnet");
@@ -40,8 +47,20 @@ fn emit_serve_once_render_yields_the_annotated_claim() {
     assert_eq!(spec["delivery"]["tunnelInterface"], "wg-hybrid");
 
     // JSON rendering carries the same document.
-    let json = lab.json(&["dynamic", "render", "--config", &lab.config(), "--state-file", &lab.state(), "-o", "json"]);
-    assert_eq!(json["spec"]["resources"][8]["metadata"]["name"], "onprem-10-88-60-9");
+    let json = lab.json(&[
+        "dynamic",
+        "render",
+        "--config",
+        &lab.config(),
+        "--state-file",
+        &lab.state(),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(
+        json["spec"]["resources"][8]["metadata"]["name"],
+        "onprem-10-88-60-9"
+    );
 
     // The run is on record.
     let runs = lab.runs();
@@ -59,7 +78,11 @@ fn a_second_pass_adds_nothing_and_a_second_observation_still_renders_one_claim()
     let first = lab.render();
 
     let again = lab.serve_once();
-    assert!(text(&again.stdout).contains("Idle (0 event(s) matched)"), "{}", text(&again.stdout));
+    assert!(
+        text(&again.stdout).contains("Idle (0 event(s) matched)"),
+        "{}",
+        text(&again.stdout)
+    );
     assert_eq!(lab.parts().len(), 1, "a second pass stores no part");
     assert_eq!(lab.render().stdout, first.stdout, "and changes nothing");
 
@@ -71,9 +94,23 @@ fn a_second_pass_adds_nothing_and_a_second_observation_still_renders_one_claim()
     assert!(rendered.status.success(), "{}", text(&rendered.stderr));
     let claims = claims(&rendered.stdout);
     assert_eq!(claims.len(), 1);
-    assert_eq!(claims[0]["metadata"]["annotations"]["routerd.net/event-id"], "evt-second-sighting", "the newest part wins");
-    let diff = lab.ctl(&["dynamic", "diff", "--config", &lab.config(), "--state-file", &lab.state()]);
-    assert!(text(&diff.stdout).contains("supersededBy=EventSubscription/cloud-claims/"), "{}", text(&diff.stdout));
+    assert_eq!(
+        claims[0]["metadata"]["annotations"]["routerd.net/event-id"], "evt-second-sighting",
+        "the newest part wins"
+    );
+    let diff = lab.ctl(&[
+        "dynamic",
+        "diff",
+        "--config",
+        &lab.config(),
+        "--state-file",
+        &lab.state(),
+    ]);
+    assert!(
+        text(&diff.stdout).contains("supersededBy=EventSubscription/cloud-claims/"),
+        "{}",
+        text(&diff.stdout)
+    );
 }
 
 #[test]
@@ -87,7 +124,10 @@ fn the_same_id_delivered_twice_never_reruns_the_plugin() {
     let runs = lab.runs();
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0]["Attempts"], 1);
-    assert_eq!(lab.parts()[0]["source"], "EventSubscription/cloud-claims/7b409f932d2c88e9");
+    assert_eq!(
+        lab.parts()[0]["source"],
+        "EventSubscription/cloud-claims/7b409f932d2c88e9"
+    );
 }
 
 #[test]
@@ -99,40 +139,97 @@ fn expired_events_are_never_run() {
     let served = lab.serve_once();
     assert!(text(&served.stdout).contains("Idle (0 event(s) matched)"));
     assert!(lab.runs().is_empty());
-    let listed = lab.json(&["federation", "event", "list", "--state-file", &lab.state(), "-o", "json"]);
+    let listed = lab.json(&[
+        "federation",
+        "event",
+        "list",
+        "--state-file",
+        &lab.state(),
+        "-o",
+        "json",
+    ]);
     assert!(listed.is_null(), "expired events are hidden: {listed}");
-    let all = lab.json(&["federation", "event", "list", "--state-file", &lab.state(), "--include-expired", "-o", "json"]);
+    let all = lab.json(&[
+        "federation",
+        "event",
+        "list",
+        "--state-file",
+        &lab.state(),
+        "--include-expired",
+        "-o",
+        "json",
+    ]);
     assert_eq!(all[0]["ID"], "old");
 }
 
 #[test]
 fn routerd_demo_runs_the_flow_on_the_embedded_config() {
-    let out = std::process::Command::new(routerd()).args(["demo", "--plugin"]).arg(example_plugin()).output().unwrap();
+    let out = std::process::Command::new(routerd())
+        .args(["demo", "--plugin"])
+        .arg(example_plugin())
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("subscription cloud-claims: Applied"), "{stdout}");
+    assert!(
+        stdout.contains("subscription cloud-claims: Applied"),
+        "{stdout}"
+    );
     assert!(stdout.contains("name: onprem-10-88-60-9"), "{stdout}");
-    assert!(stdout.contains("routerd.net/dynamic-source: EventSubscription/cloud-claims"), "{stdout}");
+    assert!(
+        stdout.contains("routerd.net/dynamic-source: EventSubscription/cloud-claims"),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn routerctl_is_chosen_by_argv0_and_version_is_bare() {
-    let out = std::process::Command::new(routerd()).arg("--version").output().unwrap();
-    assert_eq!(text(&out.stdout), format!("{}\n", env!("CARGO_PKG_VERSION")));
+    let out = std::process::Command::new(routerd())
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&out.stdout),
+        format!("{}\n", env!("CARGO_PKG_VERSION"))
+    );
     let link_dir = tempfile::tempdir().unwrap();
     let link = link_dir.path().join("routerctl");
     std::os::unix::fs::symlink(routerd(), &link).unwrap();
-    let help = std::process::Command::new(&link).arg("--help").output().unwrap();
+    let help = std::process::Command::new(&link)
+        .arg("--help")
+        .output()
+        .unwrap();
     assert!(help.status.success());
-    assert!(text(&help.stdout).contains("federation"), "{}", text(&help.stdout));
-    let daemon_help = std::process::Command::new(routerd()).arg("--help").output().unwrap();
+    assert!(
+        text(&help.stdout).contains("federation"),
+        "{}",
+        text(&help.stdout)
+    );
+    let daemon_help = std::process::Command::new(routerd())
+        .arg("--help")
+        .output()
+        .unwrap();
     assert!(text(&daemon_help.stdout).contains("serve"));
 }
 
 #[test]
 fn go_style_single_dash_flags_work() {
     let lab = Lab::new();
-    let out = lab.ctl(&["fed", "event", "emit", "-state-file", &lab.state(), "-group", "g", "-type", "t", "-id", "x", "-o", "json"]);
+    let out = lab.ctl(&[
+        "fed",
+        "event",
+        "emit",
+        "-state-file",
+        &lab.state(),
+        "-group",
+        "g",
+        "-type",
+        "t",
+        "-id",
+        "x",
+        "-o",
+        "json",
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["ID"], "x");

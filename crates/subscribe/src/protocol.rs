@@ -117,8 +117,15 @@ pub struct ValidResult {
 pub fn decode(plugin: &str, stdout: &[u8]) -> Result<PluginResult, String> {
     let text =
         std::str::from_utf8(stdout).map_err(|e| format!("decode plugin {plugin} stdout: {e}"))?;
-    if text.trim().is_empty() {
+    let trimmed = text.trim_start();
+    if trimmed.is_empty() {
         return Ok(PluginResult::default());
+    }
+    // JSON is YAML, but the JSON decoder is an order of magnitude faster on large results.
+    if trimmed.starts_with('{') {
+        if let Ok(result) = serde_json::from_str(text) {
+            return Ok(result);
+        }
     }
     serde_yaml::from_str(text).map_err(|e| format!("decode plugin {plugin} stdout: {e}"))
 }

@@ -4,8 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-pub const EXAMPLE: &str = include_str!("../../../examples/receiver-cloud.yaml");
-pub const PACKAGED_PLUGIN: &str = "/usr/libexec/routerd/plugins/event-to-remote-claim/bin/event-to-remote-claim";
+pub const EXAMPLE: &str = include_str!("../../../../examples/receiver-cloud.yaml");
+pub const PACKAGED_PLUGIN: &str =
+    "/usr/libexec/routerd/plugins/event-to-remote-claim/bin/event-to-remote-claim";
 
 pub fn routerd() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_routerd"))
@@ -18,7 +19,11 @@ pub fn routerctl() -> PathBuf {
 /// The example plugin, built by `cargo test --workspace` into the same target directory.
 pub fn example_plugin() -> PathBuf {
     let p = routerd().with_file_name("event-to-remote-claim");
-    assert!(p.is_file(), "{} is missing: run the tests with `cargo test --workspace`", p.display());
+    assert!(
+        p.is_file(),
+        "{} is missing: run the tests with `cargo test --workspace`",
+        p.display()
+    );
     p
 }
 
@@ -26,9 +31,17 @@ pub struct Lab {
     pub dir: tempfile::TempDir,
 }
 
+impl Default for Lab {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Lab {
     pub fn new() -> Lab {
-        Lab { dir: tempfile::tempdir().unwrap() }
+        Lab {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
@@ -41,7 +54,9 @@ impl Lab {
     }
     /// Writes the example config with its plugin pointed at `plugin` and the given timeout.
     pub fn write_config(&self, plugin: &Path, timeout: &str) {
-        let text = EXAMPLE.replace(PACKAGED_PLUGIN, &plugin.display().to_string()).replace("timeout: 10s", &format!("timeout: {timeout}"));
+        let text = EXAMPLE
+            .replace(PACKAGED_PLUGIN, &plugin.display().to_string())
+            .replace("timeout: 10s", &format!("timeout: {timeout}"));
         std::fs::write(self.config(), text).unwrap();
     }
     /// A real executable shell script in the lab.
@@ -62,20 +77,54 @@ impl Lab {
     pub fn emit(&self, extra: &[&str]) -> Output {
         let state = self.state();
         let mut args = vec![
-            "federation", "event", "emit", "--state-file", &state, "--group", "cloudedge", "--type",
-            "routerd.client.ipv4.observed", "--subject", "10.88.60.9/32", "--source-node", "onprem-router",
-            "--payload", "address=10.88.60.9/32", "--payload", "domain=cloudedge-same-subnet", "--payload",
-            "ownerSide=onprem", "--payload", "peerRef=onprem-main", "--payload", "providerRef=example-provider",
-            "--ttl", "30m",
+            "federation",
+            "event",
+            "emit",
+            "--state-file",
+            &state,
+            "--group",
+            "cloudedge",
+            "--type",
+            "routerd.client.ipv4.observed",
+            "--subject",
+            "10.88.60.9/32",
+            "--source-node",
+            "onprem-router",
+            "--payload",
+            "address=10.88.60.9/32",
+            "--payload",
+            "domain=cloudedge-same-subnet",
+            "--payload",
+            "ownerSide=onprem",
+            "--payload",
+            "peerRef=onprem-main",
+            "--payload",
+            "providerRef=example-provider",
+            "--ttl",
+            "30m",
         ];
         args.extend_from_slice(extra);
         self.ctl(&args)
     }
     pub fn serve_once(&self) -> Output {
-        self.routerd(&["serve", "--once", "--config", &self.config(), "--state-file", &self.state()])
+        self.routerd(&[
+            "serve",
+            "--once",
+            "--config",
+            &self.config(),
+            "--state-file",
+            &self.state(),
+        ])
     }
     pub fn render(&self) -> Output {
-        self.ctl(&["dynamic", "render", "--config", &self.config(), "--state-file", &self.state()])
+        self.ctl(&[
+            "dynamic",
+            "render",
+            "--config",
+            &self.config(),
+            "--state-file",
+            &self.state(),
+        ])
     }
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
         let out = self.ctl(args);
@@ -83,11 +132,31 @@ impl Lab {
         serde_json::from_slice(&out.stdout).unwrap()
     }
     pub fn runs(&self) -> Vec<serde_json::Value> {
-        let v = self.json(&["federation", "subscription", "runs", "--subscription", "EventSubscription/cloud-claims", "--state-file", &self.state(), "-o", "json"]);
+        let v = self.json(&[
+            "federation",
+            "subscription",
+            "runs",
+            "--subscription",
+            "EventSubscription/cloud-claims",
+            "--state-file",
+            &self.state(),
+            "-o",
+            "json",
+        ]);
         v.as_array().cloned().unwrap_or_default()
     }
     pub fn parts(&self) -> Vec<serde_json::Value> {
-        self.json(&["dynamic", "list", "--state-file", &self.state(), "-o", "json"]).as_array().cloned().unwrap()
+        self.json(&[
+            "dynamic",
+            "list",
+            "--state-file",
+            &self.state(),
+            "-o",
+            "json",
+        ])
+        .as_array()
+        .cloned()
+        .unwrap()
     }
 }
 
