@@ -16,15 +16,27 @@ pub fn routerctl() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_routerctl"))
 }
 
-/// The example plugin, built by `cargo test --workspace` into the same target directory.
+/// The example plugin. `cargo build` leaves it next to routerd; on a clean checkout where only
+/// `cargo test` ran, it is built once into its own target directory.
 pub fn example_plugin() -> PathBuf {
-    let p = routerd().with_file_name("event-to-remote-claim");
-    assert!(
-        p.is_file(),
-        "{} is missing: run the tests with `cargo test --workspace`",
-        p.display()
-    );
-    p
+    static PLUGIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PLUGIN
+        .get_or_init(|| {
+            let beside = routerd().with_file_name("event-to-remote-claim");
+            if beside.is_file() {
+                return beside;
+            }
+            let target = routerd().parent().unwrap().parent().unwrap().join("plugin-for-tests");
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "--quiet", "-p", "event-to-remote-claim", "--target-dir"])
+                .arg(&target)
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("run cargo to build the example plugin");
+            assert!(status.success(), "building the example plugin failed");
+            target.join("debug/event-to-remote-claim")
+        })
+        .clone()
 }
 
 pub struct Lab {
