@@ -26,9 +26,20 @@ pub fn example_plugin() -> PathBuf {
             if beside.is_file() {
                 return beside;
             }
-            let target = routerd().parent().unwrap().parent().unwrap().join("plugin-for-tests");
+            let target = routerd()
+                .parent()
+                .unwrap()
+                .parent()
+                .unwrap()
+                .join("plugin-for-tests");
             let status = Command::new(env!("CARGO"))
-                .args(["build", "--quiet", "-p", "event-to-remote-claim", "--target-dir"])
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "event-to-remote-claim",
+                    "--target-dir",
+                ])
                 .arg(&target)
                 .current_dir(env!("CARGO_MANIFEST_DIR"))
                 .status()
