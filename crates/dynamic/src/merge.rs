@@ -90,13 +90,13 @@ fn producer(part: &DynamicConfigPart) -> &str {
 /// Go fails when two active parts carry a resource of the same identity. Here the newest part of
 /// the same producer wins and the older resource is reported as superseded; parts of different
 /// producers still conflict, as do dynamic resources that collide with startup resources.
-pub fn merge(
+pub fn merge<'a>(
     startup: &Router,
-    parts: &[DynamicConfigPart],
+    parts: impl IntoIterator<Item = &'a DynamicConfigPart>,
     now: Timestamp,
 ) -> Result<Effective, MergeError> {
     let (active, expired): (Vec<&DynamicConfigPart>, Vec<&DynamicConfigPart>) =
-        parts.iter().partition(|p| !p.is_expired(now));
+        parts.into_iter().partition(|p| !p.is_expired(now));
 
     let startup_ids: HashSet<ResourceId> = startup.spec.resources.iter().map(|r| r.id()).collect();
     let dynamic_ids: HashSet<ResourceId> = active

@@ -197,8 +197,28 @@ impl Controller {
             }
         }
 
+        // Loaded once and kept current, so a pass of many batches does not re-read them all.
+        let mut stored = match store.list_parts() {
+            Ok(p) => p,
+            Err(e) => {
+                report.phase = Phase::Degraded;
+                report.message = format!("list dynamic parts: {e}");
+                return report;
+            }
+        };
         for batch in batches(candidates) {
-            match run_batch(store, router, name, plugin_res, plugin, &batch, now).await {
+            match run_batch(
+                store,
+                router,
+                &mut stored,
+                name,
+                plugin_res,
+                plugin,
+                &batch,
+                now,
+            )
+            .await
+            {
                 Ok(source) => {
                     tracing::info!(subscription = name, source = %source, events = batch.len(), "dynamic part stored");
                     report.phase = Phase::Applied;
@@ -236,9 +256,11 @@ fn batches(events: Vec<Event>) -> Vec<Vec<Event>> {
 }
 
 /// Runs one batch end to end; returns the stored part's source or the error recorded for it.
+#[allow(clippy::too_many_arguments)]
 async fn run_batch(
     store: &Store,
     router: &Router,
+    stored: &mut Vec<DynamicConfigPart>,
     subscription: &str,
     plugin_res: &Resource,
     plugin: &PluginSpec,
@@ -273,9 +295,12 @@ async fn run_batch(
             .and_then(|valid| {
                 let mut part = build(subscription_source(subscription, batch), 1, &valid, now);
                 stamp_provenance(&mut part, subscription, batch);
-                check_merge(store, router, &part, now)?;
+                check_merge(router, stored, &part, now)?;
                 store.upsert_part(&part).map_err(|e| e.to_string())?;
-                Ok(part.source)
+                let source = part.source.clone();
+                stored.retain(|p| !(p.source == part.source && p.generation == part.generation));
+                stored.insert(0, part);
+                Ok(source)
             }),
     };
 
@@ -307,26 +332,26 @@ async fn run_batch(
 
 /// Refuses a part that would make the effective config fail to merge or validate, unless it
 /// already fails without it. Go stores such parts and then every render fails until they expire.
+/// `stored` are the parts in the store, newest first.
 pub fn check_merge(
-    store: &Store,
     router: &Router,
+    stored: &[DynamicConfigPart],
     part: &DynamicConfigPart,
     now: Timestamp,
 ) -> Result<(), String> {
-    let existing = store.list_parts().map_err(|e| e.to_string())?;
-    let without: Vec<DynamicConfigPart> = existing
-        .into_iter()
+    let without: Vec<&DynamicConfigPart> = stored
+        .iter()
         .filter(|p| !(p.source == part.source && p.generation == part.generation))
         .collect();
-    let mut with = vec![part.clone()];
-    with.extend(without.iter().cloned());
+    let mut with = without.clone();
+    with.push(part);
     // Newest first, as the store orders them.
     with.sort_by(|a, b| {
         (b.observed_at, b.generation, b.id).cmp(&(a.observed_at, a.generation, a.id))
     });
-    match routerd_dynamic::merge(router, &with, now) {
+    match routerd_dynamic::merge(router, with, now) {
         Ok(_) => Ok(()),
-        Err(e) if routerd_dynamic::merge(router, &without, now).is_ok() => {
+        Err(e) if routerd_dynamic::merge(router, without, now).is_ok() => {
             Err(format!("dynamic part rejected: {e}"))
         }
         Err(_) => Ok(()),

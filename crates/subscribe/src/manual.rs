@@ -77,7 +77,12 @@ pub async fn run_manual(
                 run.action_plans = valid.action_plans.clone();
                 run.events = valid.events;
                 if let Some(s) = store {
-                    match crate::controller::check_merge(s, router, &part, now)
+                    match s
+                        .list_parts()
+                        .map_err(|e| e.to_string())
+                        .and_then(|stored| {
+                            crate::controller::check_merge(router, &stored, &part, now)
+                        })
                         .and_then(|_| s.upsert_part(&part).map_err(|e| e.to_string()))
                     {
                         Ok(()) => run.stored = true,
