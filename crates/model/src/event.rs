@@ -157,3 +157,101 @@ mod tests {
         assert!(!Event::default().is_expired(Timestamp::from_unix(i64::MAX / 2)));
     }
 }
+
+/// Decodes a pushed event body as leniently as Go's receiver: keys match case-insensitively
+/// (the last duplicate wins), unknown keys are ignored, `null` times are unset; payload values
+/// must be strings and nothing may follow the object.
+pub fn decode_wire(body: &[u8]) -> Result<Event, String> {
+    use serde_json::Value;
+    let value: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let obj = match value {
+        Value::Null => return Ok(Event::default()),
+        Value::Object(m) => m,
+        other => return Err(format!("expected an object, got {other}")),
+    };
+    let mut e = Event::default();
+    for (key, v) in obj {
+        let text = |v: &Value| -> Result<String, String> {
+            match v {
+                Value::Null => Ok(String::new()),
+                Value::String(s) => Ok(s.clone()),
+                other => Err(format!("field {key:?} must be a string, got {other}")),
+            }
+        };
+        let time = |v: &Value| -> Result<Timestamp, String> {
+            match v {
+                Value::Null => Ok(Timestamp::ZERO),
+                Value::String(s) => Timestamp::parse_rfc3339(s).map_err(|e| e.to_string()),
+                other => Err(format!("field {key:?} must be a time, got {other}")),
+            }
+        };
+        match key.to_lowercase().as_str() {
+            "id" => e.id = text(&v)?,
+            "group" => e.group = text(&v)?,
+            "sourcenode" => e.source_node = text(&v)?,
+            "type" => e.event_type = text(&v)?,
+            "subject" => e.subject = text(&v)?,
+            "dedupekey" => e.dedupe_key = text(&v)?,
+            "observedat" => e.observed_at = time(&v)?,
+            "expiresat" => e.expires_at = time(&v)?,
+            "payload" => {
+                e.payload = match v {
+                    Value::Null => BTreeMap::new(),
+                    Value::Object(m) => m
+                        .into_iter()
+                        .map(|(k, v)| match v {
+                            Value::String(s) => Ok((k, s)),
+                            other => {
+                                Err(format!("payload value {k:?} must be a string, got {other}"))
+                            }
+                        })
+                        .collect::<Result<_, _>>()?,
+                    other => return Err(format!("payload must be an object, got {other}")),
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(e)
+}
+
+#[cfg(test)]
+mod wire_tests {
+    use super::*;
+
+    #[test]
+    fn decodes_case_insensitively_and_ignores_unknown_keys() {
+        let e = decode_wire(br#"{"ID":"a","Group":"g","TYPE":"t","extra":1,"observedAt":null,"expiresAt":"0001-01-01T00:00:00Z"}"#).unwrap();
+        assert_eq!(
+            (e.id.as_str(), e.group.as_str(), e.event_type.as_str()),
+            ("a", "g", "t")
+        );
+        assert!(e.observed_at.is_zero() && e.expires_at.is_zero());
+    }
+
+    #[test]
+    fn rejects_what_go_rejects() {
+        for bad in [
+            &br#"{"id":"a","payload":{"n":1}}"#[..],
+            br#"{"id":"a"} trailing"#,
+            br#"{"id":"a","observedAt":""}"#,
+            br#"{"id":"a","observedAt":"yesterday"}"#,
+            br#"{"id":5}"#,
+            b"[1,2]",
+            b"",
+            b"{",
+        ] {
+            assert!(
+                decode_wire(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        // `null` decodes to an empty event that then fails validation.
+        let mut e = decode_wire(b"null").unwrap();
+        assert_eq!(
+            e.normalize().unwrap_err().to_string(),
+            "federation event id is required"
+        );
+    }
+}

@@ -7,7 +7,7 @@
 //!   all problems at once.
 //! - [`event`]: the federation Event envelope; [`part`]: the DynamicConfigPart record.
 //! - [`time`] and [`duration`]: Go's RFC 3339 and duration forms; [`gojson`]: Go's JSON bytes.
-//! - [`net`]: IP prefix parsing.
+//! - [`net`]: IP prefix parsing; [`signature`]: the HMAC of pushed events.
 //!
 //! This crate is pure: no sockets, no database and no clock (callers pass `now`).
 
@@ -19,6 +19,7 @@ pub mod kinds;
 pub mod net;
 pub mod part;
 pub mod resource;
+pub mod signature;
 pub mod time;
 pub mod validate;
 

@@ -96,6 +96,50 @@ pub enum FederationCommand {
     /// EventSubscription bookkeeping.
     #[command(subcommand)]
     Subscription(SubscriptionCommand),
+    /// Delivery aggregates per group and peer.
+    #[command(subcommand)]
+    Deliveries(DeliveriesCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DeliveriesCommand {
+    /// Per (group, peer): events, delivered, stale TTL, failed, pending, lag, nearest expiry.
+    Summary(SummaryArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SummaryArgs {
+    #[command(flatten)]
+    pub state: StateArg,
+    #[arg(long, default_value = "")]
+    pub group: String,
+    #[arg(long, default_value = "")]
+    pub peer: String,
+    #[arg(long = "type", default_value = "")]
+    pub event_type: String,
+    #[arg(long)]
+    pub include_expired: bool,
+    #[arg(short = 'o', long = "output", default_value = "table")]
+    pub output: String,
+}
+
+#[derive(Args, Debug)]
+pub struct DeliveriesArgs {
+    #[command(flatten)]
+    pub state: StateArg,
+    /// Only deliveries of events of this group.
+    #[arg(long, default_value = "")]
+    pub group: String,
+    #[arg(long, default_value = "")]
+    pub event_id: String,
+    /// Peer nodeName.
+    #[arg(long, default_value = "")]
+    pub peer: String,
+    /// pending, delivered or failed.
+    #[arg(long, default_value = "")]
+    pub status: String,
+    #[arg(short = 'o', long = "output", default_value = "table")]
+    pub output: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -109,6 +153,8 @@ pub enum EventCommand {
     List(ListArgs),
     /// Apply the EventGroup retention rules now (an addition over Go routerd).
     Prune(PruneArgs),
+    /// The outbox: one row per (event, peer) with status, attempts and last error.
+    Deliveries(DeliveriesArgs),
 }
 
 #[derive(Args, Debug)]

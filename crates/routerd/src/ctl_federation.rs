@@ -11,7 +11,8 @@ use routerd_model::{Event, GoDuration, Timestamp};
 use routerd_state::{EventQuery, StoredEvent, SubscriptionRun};
 
 use crate::cli::{
-    EmitArgs, EventCommand, FederationCommand, ListArgs, PruneArgs, RunsArgs, SubscriptionCommand,
+    DeliveriesArgs, DeliveriesCommand, EmitArgs, EventCommand, FederationCommand, ListArgs,
+    PruneArgs, RunsArgs, SubscriptionCommand, SummaryArgs,
 };
 use crate::output::{self, cell, table, Format};
 
@@ -21,6 +22,8 @@ pub fn run(cmd: FederationCommand) -> anyhow::Result<()> {
         FederationCommand::Event(EventCommand::List(a)) => list(&a),
         FederationCommand::Event(EventCommand::Prune(a)) => prune(&a),
         FederationCommand::Subscription(SubscriptionCommand::Runs(a)) => runs(&a),
+        FederationCommand::Event(EventCommand::Deliveries(a)) => deliveries(&a),
+        FederationCommand::Deliveries(DeliveriesCommand::Summary(a)) => summary(&a),
     }
 }
 
@@ -322,6 +325,174 @@ fn runs(a: &RunsArgs) -> anyhow::Result<()> {
                 &rows,
             )
         }
+    };
+    print!("{text}");
+    Ok(())
+}
+
+fn opt(s: &str) -> Option<&str> {
+    let t = s.trim();
+    (!t.is_empty()).then_some(t)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct DeliveryView<'a> {
+    #[serde(rename = "ID")]
+    id: i64,
+    #[serde(rename = "EventID")]
+    event_id: &'a str,
+    peer: &'a str,
+    status: &'a str,
+    attempts: i64,
+    last_attempt_at: Timestamp,
+    last_error: &'a str,
+    delivered_at: Timestamp,
+    event_expires_at: Timestamp,
+}
+
+fn deliveries(a: &DeliveriesArgs) -> anyhow::Result<()> {
+    let status = opt(&a.status);
+    if let Some(s) = status {
+        if !matches!(s, "pending" | "delivered" | "failed") {
+            bail!("invalid --status {s:?}: must be one of pending, delivered, failed");
+        }
+    }
+    let format = Format::parse(&a.output, EVENT_FORMATS)?;
+    let store = crate::open_store(&a.state.state_file)?;
+    let rows = store.list_deliveries(&routerd_state::DeliveryQuery {
+        group: opt(&a.group),
+        event_id: opt(&a.event_id),
+        peer: opt(&a.peer),
+        status,
+    })?;
+    let views: Vec<DeliveryView<'_>> = rows
+        .iter()
+        .map(|d| DeliveryView {
+            id: 0,
+            event_id: &d.event_id,
+            peer: &d.peer,
+            status: &d.status,
+            attempts: d.attempts,
+            last_attempt_at: d.last_attempt_at,
+            last_error: &d.last_error,
+            delivered_at: d.delivered_at,
+            event_expires_at: d.event_expires_at,
+        })
+        .collect();
+    let text = match format {
+        Format::Json => output::json(&(!views.is_empty()).then_some(&views)),
+        Format::Yaml => output::yaml_go_fields(&views),
+        _ => table(
+            &[
+                "EVENT_ID",
+                "PEER",
+                "STATUS",
+                "ATTEMPTS",
+                "LAST_ATTEMPT",
+                "LAST_ERROR",
+                "DELIVERED",
+            ],
+            &views
+                .iter()
+                .map(|d| {
+                    vec![
+                        d.event_id.to_string(),
+                        d.peer.to_string(),
+                        d.status.to_string(),
+                        d.attempts.to_string(),
+                        d.last_attempt_at.display_cell(),
+                        cell(d.last_error),
+                        d.delivered_at.display_cell(),
+                    ]
+                })
+                .collect::<Vec<_>>(),
+        ),
+    };
+    print!("{text}");
+    Ok(())
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SummaryView<'a> {
+    group: &'a str,
+    peer: &'a str,
+    events: i64,
+    delivered: i64,
+    #[serde(rename = "staleTTL")]
+    stale_ttl: i64,
+    failed: i64,
+    pending: i64,
+    max_lag_seconds: i64,
+    min_expires_in_seconds: i64,
+}
+
+/// Go duration text for whole seconds, `-` for zero.
+fn seconds_cell(s: i64) -> String {
+    if s == 0 {
+        "-".into()
+    } else {
+        GoDuration::from_secs(s).to_string()
+    }
+}
+
+fn summary(a: &SummaryArgs) -> anyhow::Result<()> {
+    let format = Format::parse(&a.output, EVENT_FORMATS)?;
+    let store = crate::open_store(&a.state.state_file)?;
+    let rows = store.delivery_summary(
+        opt(&a.group),
+        opt(&a.peer),
+        opt(&a.event_type),
+        a.include_expired,
+        store.now(),
+    )?;
+    let views: Vec<SummaryView<'_>> = rows
+        .iter()
+        .map(|r| SummaryView {
+            group: &r.group,
+            peer: &r.peer,
+            events: r.events,
+            delivered: r.delivered,
+            stale_ttl: r.stale_ttl,
+            failed: r.failed,
+            pending: r.pending,
+            max_lag_seconds: r.max_lag_seconds,
+            min_expires_in_seconds: r.min_expires_in_seconds,
+        })
+        .collect();
+    let text = match format {
+        Format::Json => output::json(&views),
+        Format::Yaml => output::yaml(&views),
+        _ => table(
+            &[
+                "GROUP",
+                "PEER",
+                "EVENTS",
+                "DELIVERED",
+                "STALE_TTL",
+                "FAILED",
+                "PENDING",
+                "MAX_LAG",
+                "MIN_EXPIRES_IN",
+            ],
+            &views
+                .iter()
+                .map(|v| {
+                    vec![
+                        v.group.to_string(),
+                        v.peer.to_string(),
+                        v.events.to_string(),
+                        v.delivered.to_string(),
+                        v.stale_ttl.to_string(),
+                        v.failed.to_string(),
+                        v.pending.to_string(),
+                        seconds_cell(v.max_lag_seconds),
+                        seconds_cell(v.min_expires_in_seconds),
+                    ]
+                })
+                .collect::<Vec<_>>(),
+        ),
     };
     print!("{text}");
     Ok(())

@@ -1,32 +1,71 @@
-//! `routerd serve`: the pipeline's stages on one current-thread runtime.
+//! `routerd serve`: every stage of the pipeline in one process on one current-thread runtime.
+//!
+//! Per EventGroup: a receiver (when `listen` is set), an outbox loop and a prune loop, sharing
+//! one database connection. The subscription controller has its own connection (a plugin run
+//! can take seconds and must not block the receiver). SIGTERM/SIGINT stop accepting, let
+//! in-flight work finish and exit 0; SIGHUP reloads the config, keeping the running one when
+//! the new one is invalid.
 
+use std::path::Path;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use anyhow::Context;
+use routerd_federation::{outbox, receiver, GroupConfig, Outbox, Receiver, Scope};
 use routerd_model::Router;
 use routerd_state::Store;
 use routerd_subscribe::{Controller, PassReport, Phase};
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
 
 use crate::cli::ServeArgs;
 
 /// How often the subscription controller runs (Go: 5 s).
 const SUBSCRIPTION_INTERVAL: Duration = Duration::from_secs(5);
+/// The outbox's regular pass (Go: 10 s).
+const PUSH_INTERVAL: Duration = Duration::from_secs(10);
+/// Retention (Go: 1 m).
+const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
+/// How long a stop waits for in-flight work.
+const STOP_GRACE: Duration = Duration::from_secs(4);
 
 pub fn run(a: &ServeArgs) -> anyhow::Result<ExitCode> {
     let router = crate::load_config(&a.config.config)?;
+    let groups = GroupConfig::all(&router)?;
     let store = crate::open_store(&a.state.state_file)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     if a.once {
-        // One pass of every stage that needs no listener; nothing is bound, no secret read.
-        let report = rt.block_on(Controller::once().pass(&store, &router, store.now()));
-        print_report(&report);
+        rt.block_on(once(&router, &groups, store))?;
         return Ok(ExitCode::SUCCESS);
     }
     rt.block_on(daemon(a, router, store))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// One pass of every stage that needs no listener; binds nothing. A group's secret is read
+/// only when it has something to push.
+async fn once(router: &Router, groups: &[GroupConfig], store: Store) -> anyhow::Result<()> {
+    let report = Controller::once().pass(&store, router, store.now()).await;
+    print_report(&report);
+    let shared = Arc::new(Mutex::new(store));
+    let (_stop, stopped) = watch::channel(false);
+    for g in groups {
+        outbox::prune_pass(g, &shared)?;
+        let stats = Outbox::new(g.clone(), shared.clone())
+            .pass(Scope::All, &stopped)
+            .await?;
+        if stats.delivered + stats.failed > 0 {
+            println!(
+                "group {}: pushed {} delivered, {} failed",
+                g.group, stats.delivered, stats.failed
+            );
+        }
+    }
+    Ok(())
 }
 
 fn print_report(report: &PassReport) {
@@ -45,12 +84,151 @@ fn print_report(report: &PassReport) {
     }
 }
 
+/// The transport tasks of every group, stopped together.
+struct Transport {
+    tasks: JoinSet<()>,
+    stop: watch::Sender<bool>,
+}
+
+impl Transport {
+    /// Binds every receiver first, so a bad listen address or secret fails the start.
+    async fn start(
+        groups: Vec<GroupConfig>,
+        db: &Path,
+        stored: Arc<Notify>,
+        changes: Option<watch::Receiver<u64>>,
+    ) -> anyhow::Result<Transport> {
+        let (stop, stopped) = watch::channel(false);
+        let shared = Arc::new(Mutex::new(crate::open_store(db)?));
+        let mut tasks = JoinSet::new();
+        for g in groups {
+            if let Some(addr) = g.listen {
+                let secret = routerd_federation::group::read_secret(&g.group, &g.secret_file)?;
+                let (listener, device) = receiver::bind(addr).map_err(anyhow::Error::msg)?;
+                tracing::info!(group = %g.group, node = %g.node_name, %addr, device = device.as_deref().unwrap_or("-"), "receiver listening");
+                let r = Arc::new(Receiver {
+                    group: g.clone(),
+                    secret,
+                    store: shared.clone(),
+                    counters: Default::default(),
+                    stored: Some(stored.clone()),
+                });
+                tasks.spawn(receiver::serve(listener, r, stopped.clone()));
+            }
+            tasks.spawn(outbox_loop(
+                g.clone(),
+                shared.clone(),
+                stopped.clone(),
+                changes.clone(),
+            ));
+            tasks.spawn(prune_loop(g, shared.clone(), stopped.clone()));
+        }
+        Ok(Transport { tasks, stop })
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        if tokio::time::timeout(STOP_GRACE, async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await
+        .is_err()
+        {
+            tracing::warn!("in-flight work did not finish within {STOP_GRACE:?}; stopping anyway");
+            self.tasks.abort_all();
+        }
+    }
+}
+
+async fn outbox_loop(
+    group: GroupConfig,
+    store: Arc<Mutex<Store>>,
+    mut stopped: watch::Receiver<bool>,
+    changes: Option<watch::Receiver<u64>>,
+) {
+    let mut outbox = Outbox::new(group.clone(), store.clone());
+    let mut changes = changes;
+    let mut seen_version = store
+        .lock()
+        .map(|s| s.data_version().unwrap_or(0))
+        .unwrap_or(0);
+    let mut scope = Scope::All;
+    loop {
+        if let Err(e) = outbox.pass(scope, &stopped).await {
+            tracing::error!(group = %group.group, "outbox: {e}");
+        }
+        let tick = tokio::time::sleep(PUSH_INTERVAL);
+        tokio::pin!(tick);
+        scope = loop {
+            tokio::select! {
+                _ = &mut tick => break Scope::All,
+                _ = stopped.changed() => return,
+                changed = wait_change(&mut changes) => {
+                    if !changed { changes = None; continue; }
+                    // Only writes by other connections (routerctl, the controller) count.
+                    let v = store.lock().map(|s| s.data_version().unwrap_or(0)).unwrap_or(0);
+                    if v != seen_version {
+                        seen_version = v;
+                        break Scope::New;
+                    }
+                }
+            }
+        };
+    }
+}
+
+/// Waits for the next database change; `false` when there is no watcher (or it ended).
+async fn wait_change(changes: &mut Option<watch::Receiver<u64>>) -> bool {
+    match changes {
+        Some(rx) => rx.changed().await.is_ok(),
+        None => std::future::pending().await,
+    }
+}
+
+async fn prune_loop(
+    group: GroupConfig,
+    store: Arc<Mutex<Store>>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        if let Err(e) = outbox::prune_pass(&group, &store) {
+            tracing::error!(group = %group.group, "prune: {e}");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(PRUNE_INTERVAL) => {}
+            _ = stopped.changed() => return,
+        }
+    }
+}
+
 async fn daemon(a: &ServeArgs, mut router: Router, store: Store) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
+    let db = a.state.state_file.clone();
+    let changes = match routerd_federation::watch::watch_database(&db) {
+        Ok(rx) => Some(rx),
+        Err(e) => {
+            tracing::warn!(
+                "cannot watch {} ({e}); routerctl writes are seen at the next regular pass",
+                db.display()
+            );
+            None
+        }
+    };
+    let stored = Arc::new(Notify::new());
+    let mut transport = Transport::start(
+        GroupConfig::all(&router)?,
+        &db,
+        stored.clone(),
+        changes.clone(),
+    )
+    .await
+    .context("start federation")?;
     let mut controller = Controller::new();
-    tracing::info!(config = %a.config.config.display(), state = %a.state.state_file.display(), "routerd serving");
+    let mut changes = changes;
+    let mut seen_version = store.data_version().unwrap_or(0);
+    tracing::info!(config = %a.config.config.display(), state = %db.display(), "routerd serving");
     loop {
         let report = controller.pass(&store, &router, store.now()).await;
         for s in report
@@ -60,25 +238,59 @@ async fn daemon(a: &ServeArgs, mut router: Router, store: Store) -> anyhow::Resu
         {
             tracing::warn!(subscription = %s.name, "{:?}: {}", s.phase, s.message);
         }
-        // Wake for the next tick, or earlier when a batch window closes.
+        // Wake for the next tick, or earlier when a batch window closes or new events arrive.
         let mut wait = SUBSCRIPTION_INTERVAL;
         if let Some(due) = report.next_due {
-            let until = due.since(store.now()).to_std();
-            wait = wait.min(until.max(Duration::from_millis(10)));
+            wait = wait.min(
+                due.since(store.now())
+                    .to_std()
+                    .max(Duration::from_millis(10)),
+            );
         }
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-            _ = hup.recv() => match crate::load_config(&a.config.config) {
-                Ok(new) => {
-                    tracing::info!("config reloaded");
-                    router = new;
+        let tick = tokio::time::sleep(wait);
+        tokio::pin!(tick);
+        let stop = loop {
+            tokio::select! {
+                _ = &mut tick => break false,
+                _ = stored.notified() => break false,
+                changed = wait_change(&mut changes) => {
+                    if !changed { changes = None; continue; }
+                    let v = store.data_version().unwrap_or(0);
+                    if v != seen_version { seen_version = v; break false; }
                 }
-                Err(e) => tracing::error!("config reload refused, keeping the running config: {e:#}"),
-            },
+                _ = term.recv() => break true,
+                _ = int.recv() => break true,
+                _ = hup.recv() => match reload(&a.config.config) {
+                    Ok((new, groups)) => {
+                        transport.stop().await;
+                        match Transport::start(groups, &db, stored.clone(), changes.clone()).await {
+                            Ok(t) => {
+                                transport = t;
+                                router = new;
+                                tracing::info!("config reloaded");
+                            }
+                            Err(e) => {
+                                tracing::error!("config reload failed to start ({e:#}); restarting the previous transport");
+                                transport = Transport::start(GroupConfig::all(&router)?, &db, stored.clone(), changes.clone()).await?;
+                            }
+                        }
+                        break false;
+                    }
+                    Err(e) => tracing::error!("config reload refused, keeping the running config: {e:#}"),
+                },
+            }
+        };
+        if stop {
+            break;
         }
     }
+    transport.stop().await;
     tracing::info!("routerd stopped");
     Ok(())
+}
+
+fn reload(path: &Path) -> anyhow::Result<(Router, Vec<GroupConfig>)> {
+    let router = crate::load_config(path)?;
+    let groups = GroupConfig::all(&router)?;
+    Ok((router, groups))
 }

@@ -3,7 +3,7 @@
 //! Every stage reads its input from here and writes its output here, so any stage can restart
 //! without loss and `routerctl` explains what happened by reading the same file. Only this crate
 //! writes SQL; other crates call the typed functions of one module per table:
-//! [`events`] (`federation_events`), [`runs`] (`event_subscription_runs`), [`parts`]
+//! [`events`] (`federation_events`), [`deliveries`] (`event_deliveries`), [`runs`] (`event_subscription_runs`), [`parts`]
 //! (`dynamic_config_parts`) and [`plugin_runs`]. [`schema`] holds the migrations and [`clock`]
 //! the one injectable clock.
 //!
@@ -11,6 +11,7 @@
 //! mode and every connection waits up to 5 s for a lock.
 
 pub mod clock;
+pub mod deliveries;
 pub mod events;
 pub mod parts;
 pub mod plugin_runs;
@@ -25,6 +26,7 @@ use routerd_model::Timestamp;
 use rusqlite::{Connection, OpenFlags};
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use deliveries::{Delivery, DeliveryQuery, DeliverySummary, PushResult};
 pub use events::{EventQuery, Recorded, StoredEvent};
 pub use plugin_runs::{PluginRun, PluginRunResult};
 pub use runs::{RunState, SubscriptionRun};
@@ -122,6 +124,14 @@ impl Store {
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
+    }
+
+    /// SQLite's `data_version`: changes when *another* connection committed since the last call
+    /// on this one, never for this connection's own writes.
+    pub fn data_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
     }
 }
 
