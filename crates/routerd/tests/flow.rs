@@ -134,7 +134,10 @@ fn the_same_id_delivered_twice_never_reruns_the_plugin() {
 fn expired_events_are_never_run() {
     let lab = Lab::new();
     lab.write_config(&example_plugin(), "10s");
-    let out = lab.emit(&["--observed-at", "2020-01-01T00:00:00Z", "--id", "old"]);
+    // Observed an hour ago with a 30 m TTL: expired, but younger than the 24 h retention.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let hour_ago = routerd_model::Timestamp::from_unix(now - 3600).to_rfc3339();
+    let out = lab.emit(&["--observed-at", &hour_ago, "--id", "old"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let served = lab.serve_once();
     assert!(text(&served.stdout).contains("Idle (0 event(s) matched)"));
