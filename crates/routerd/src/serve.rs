@@ -105,7 +105,7 @@ impl Transport {
             if let Some(addr) = g.listen {
                 let secret = routerd_federation::group::read_secret(&g.group, &g.secret_file)?;
                 let (listener, device) = receiver::bind(addr).map_err(anyhow::Error::msg)?;
-                tracing::info!(group = %g.group, node = %g.node_name, %addr, device = device.as_deref().unwrap_or("-"), "receiver listening");
+                tracing::info!(group = %g.group, node = %g.node_name, %addr, device = %device.as_deref().unwrap_or("-"), "receiver listening");
                 let r = Arc::new(Receiver {
                     group: g.clone(),
                     secret,

@@ -1,0 +1,313 @@
+//! Two routers in network namespaces joined by a veth underlay and a real WireGuard tunnel
+//! (wireguard-go + wg). The receiver binds its overlay address and device only.
+//! Needs root, `ip`, `wg` and `wireguard-go`; skips with the reason otherwise.
+
+mod common;
+use common::*;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn sh(cmd: &str) -> std::process::Output {
+    Command::new("sh").arg("-c").arg(cmd).output().unwrap()
+}
+
+fn run(cmd: &str) {
+    let out = sh(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd}: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// Why this machine cannot run the test, if it cannot.
+fn cannot_run() -> Option<String> {
+    if !nix_is_root() {
+        return Some("needs root for network namespaces".into());
+    }
+    for tool in ["ip", "wg", "wireguard-go"] {
+        if !sh(&format!("command -v {tool}")).status.success() {
+            return Some(format!(
+                "{tool} is not installed (apt-get install iproute2 wireguard-tools wireguard-go)"
+            ));
+        }
+    }
+    let probe = format!("rdprobe{}", std::process::id());
+    if !sh(&format!("ip netns add {probe} && ip netns del {probe}"))
+        .status
+        .success()
+    {
+        return Some("ip netns add is not permitted here".into());
+    }
+    None
+}
+
+fn nix_is_root() -> bool {
+    sh("id -u").stdout.starts_with(b"0")
+}
+
+/// Namespaces, links and tunnels of one test, removed when dropped.
+struct Topology {
+    ns_a: String,
+    ns_b: String,
+    wg_a: String,
+    wg_b: String,
+    veth_a: String,
+    children: Vec<Child>,
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = sh(&format!(
+            "ip netns exec {} ip link del {} 2>/dev/null",
+            self.ns_a, self.wg_a
+        ));
+        let _ = sh(&format!(
+            "ip netns exec {} ip link del {} 2>/dev/null",
+            self.ns_b, self.wg_b
+        ));
+        let _ = sh(&format!(
+            "ip netns del {} 2>/dev/null; ip netns del {} 2>/dev/null",
+            self.ns_a, self.ns_b
+        ));
+        let _ = sh(&format!(
+            "rm -f /var/run/wireguard/{}.sock /var/run/wireguard/{}.sock",
+            self.wg_a, self.wg_b
+        ));
+    }
+}
+
+fn build_topology(lab: &Lab) -> Topology {
+    let tag = format!("{:x}", std::process::id() % 0xfffff);
+    let t = Topology {
+        ns_a: format!("rdA{tag}"),
+        ns_b: format!("rdB{tag}"),
+        wg_a: format!("wgA{tag}"),
+        wg_b: format!("wgB{tag}"),
+        veth_a: format!("vA{tag}"),
+        children: vec![],
+    };
+    let veth_b = format!("vB{tag}");
+    run(&format!(
+        "ip netns add {} && ip netns add {}",
+        t.ns_a, t.ns_b
+    ));
+    run(&format!(
+        "ip link add {} type veth peer name {veth_b}",
+        t.veth_a
+    ));
+    run(&format!(
+        "ip link set {} netns {} && ip link set {veth_b} netns {}",
+        t.veth_a, t.ns_a, t.ns_b
+    ));
+    for (ns, dev, ip) in [
+        (&t.ns_a, &t.veth_a, "198.18.0.1/24"),
+        (&t.ns_b, &veth_b, "198.18.0.2/24"),
+    ] {
+        run(&format!("ip netns exec {ns} ip link set lo up"));
+        run(&format!("ip netns exec {ns} ip addr add {ip} dev {dev} && ip netns exec {ns} ip link set {dev} up"));
+    }
+    // Keys and the tunnel: 169.254.110.1 (on-prem) <-> 169.254.110.2 (cloud).
+    let key = |name: &str| {
+        let private = lab.path(name);
+        run(&format!("umask 077; wg genkey > {}", private.display()));
+        let public = text(&sh(&format!("wg pubkey < {}", private.display())).stdout)
+            .trim()
+            .to_string();
+        (private, public)
+    };
+    let (priv_a, pub_a) = key("wg-a.key");
+    let (priv_b, pub_b) = key("wg-b.key");
+    for (ns, wg, private, port, peer, endpoint, addr, allowed) in [
+        (
+            &t.ns_a,
+            &t.wg_a,
+            &priv_a,
+            51820,
+            &pub_b,
+            "198.18.0.2:51821",
+            "169.254.110.1/30",
+            "169.254.110.2/32",
+        ),
+        (
+            &t.ns_b,
+            &t.wg_b,
+            &priv_b,
+            51821,
+            &pub_a,
+            "198.18.0.1:51820",
+            "169.254.110.2/30",
+            "169.254.110.1/32",
+        ),
+    ] {
+        run(&format!("ip netns exec {ns} wireguard-go {wg}"));
+        run(&format!(
+            "ip netns exec {ns} wg set {wg} private-key {} listen-port {port} peer {peer} endpoint {endpoint} allowed-ips {allowed} persistent-keepalive 1",
+            private.display()
+        ));
+        run(&format!("ip netns exec {ns} ip addr add {addr} dev {wg} && ip netns exec {ns} ip link set {wg} up"));
+    }
+    // Up when the peers have shaken hands (keepalive 1 s starts it).
+    let handshake = || {
+        let out = sh(&format!(
+            "ip netns exec {} wg show {} latest-handshakes",
+            t.ns_a, t.wg_a
+        ));
+        text(&out.stdout)
+            .split_whitespace()
+            .nth(1)
+            .is_some_and(|ts| ts != "0")
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), handshake),
+        "the WireGuard tunnel never came up"
+    );
+    t
+}
+
+fn write_secret(lab: &Lab) -> String {
+    let p = lab.path("cloudedge.key");
+    std::fs::write(&p, "overlay-test-secret\n").unwrap();
+    run(&format!("chmod 600 {}", p.display()));
+    p.display().to_string()
+}
+
+fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+fn serve_in(ns: &str, lab: &Lab, log: &str) -> Child {
+    Command::new("ip")
+        .args(["netns", "exec", ns])
+        .arg(routerd())
+        .args([
+            "serve",
+            "--config",
+            &lab.config(),
+            "--state-file",
+            &lab.state(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(lab.path(log)).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// Can `ns` open a TCP connection to addr:port?
+fn connects(ns: &str, addr: &str, port: u16) -> bool {
+    sh(&format!(
+        "ip netns exec {ns} timeout 3 bash -c 'exec 3<>/dev/tcp/{addr}/{port}'"
+    ))
+    .status
+    .success()
+}
+
+#[test]
+fn emit_to_claim_across_a_wireguard_overlay_and_no_underlay_access() {
+    if let Some(why) = cannot_run() {
+        eprintln!("SKIPPED emit_to_claim_across_a_wireguard_overlay: {why}");
+        return;
+    }
+    let (a, b) = (Lab::new(), Lab::new());
+    let mut topo = build_topology(&b);
+
+    // Cloud (B): the example config with its real overlay address 169.254.110.2:8787.
+    let secret_b = write_secret(&b);
+    let config_b = EXAMPLE
+        .replace(PACKAGED_PLUGIN, &example_plugin().display().to_string())
+        .replace("/etc/routerd/secrets/cloudedge.key", &secret_b);
+    std::fs::write(b.config(), config_b).unwrap();
+    // On-prem (A): pushes to the cloud over the tunnel.
+    let secret_a = write_secret(&a);
+    std::fs::write(
+        a.config(),
+        format!(
+            "apiVersion: routerd.net/v1alpha1
+kind: Router
+metadata: {{name: onprem}}
+spec:
+  resources:
+    - apiVersion: federation.routerd.net/v1alpha1
+      kind: EventGroup
+      metadata: {{name: cloudedge}}
+      spec: {{nodeName: onprem-router, auth: {{mode: hmac, secretFile: {secret_a}}}}}
+    - apiVersion: federation.routerd.net/v1alpha1
+      kind: EventPeer
+      metadata: {{name: cloud-router}}
+      spec: {{groupRef: cloudedge, nodeName: cloud-router, endpoint: 'http://169.254.110.2:8787'}}
+"
+        ),
+    )
+    .unwrap();
+
+    topo.children.push(serve_in(&topo.ns_b, &b, "b.log"));
+    let log_b = || std::fs::read_to_string(b.path("b.log")).unwrap_or_default();
+    assert!(
+        wait_until(Duration::from_secs(10), || log_b()
+            .contains("receiver listening")),
+        "{}",
+        log_b()
+    );
+    assert!(
+        log_b().contains(&format!("device={}", topo.wg_b)),
+        "bound to the tunnel device: {}",
+        log_b()
+    );
+    topo.children.push(serve_in(&topo.ns_a, &a, "a.log"));
+
+    assert!(a.emit(&["--id", "evt-overlay"]).status.success());
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let out = b.render();
+            out.status.success() && claims(&out.stdout).len() == 1
+        }),
+        "A: {}\nB: {}",
+        std::fs::read_to_string(a.path("a.log")).unwrap_or_default(),
+        log_b()
+    );
+
+    // The overlay reaches the receiver; the underlay does not, even when routed to its address.
+    assert!(
+        connects(&topo.ns_a, "169.254.110.2", 8787),
+        "reachable through the tunnel"
+    );
+    assert!(
+        !connects(&topo.ns_a, "198.18.0.2", 8787),
+        "not on the underlay address"
+    );
+    run(&format!(
+        "ip netns exec {} ip route add 169.254.110.2/32 via 198.18.0.2 dev {}",
+        topo.ns_a, topo.veth_a
+    ));
+    // Control: an ordinary listener on the overlay address *is* reachable over the underlay route.
+    let mut control = Command::new("ip")
+        .args(["netns", "exec", &topo.ns_b, "python3", "-c"])
+        .arg("import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('169.254.110.2', 8788)); s.listen(); time.sleep(30)")
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let control_reached = connects(&topo.ns_a, "169.254.110.2", 8788);
+    let _ = control.kill();
+    let _ = control.wait();
+    assert!(
+        control_reached,
+        "the underlay route works for an unbound listener"
+    );
+    assert!(
+        !connects(&topo.ns_a, "169.254.110.2", 8787),
+        "SO_BINDTODEVICE keeps the receiver off the underlay"
+    );
+}
