@@ -304,20 +304,7 @@ fn an_emit_survives_a_sigkill_of_the_sender() {
 
 #[test]
 fn a_peer_answering_500_is_retried_and_recorded() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = hits.clone();
-    std::thread::spawn(move || {
-        use std::io::{Read, Write};
-        for stream in listener.incoming() {
-            let Ok(mut s) = stream else { continue };
-            let mut buf = [0u8; 65536];
-            let _ = s.read(&mut buf);
-            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let _ = s.write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 12\r\nConnection: close\r\n\r\nstore error\n");
-        }
-    });
+    let (port, hits) = fake_peer("500 Internal Server Error", "store error\n");
     let a = sender(port);
     let da = Daemon::start(&a, "a");
     da.wait_ready("routerd serving");
@@ -420,4 +407,128 @@ fn serve_once_pushes_without_binding() {
         text(&out.stdout)
     );
     assert_eq!(event_ids(&b), ["evt-once"]);
+}
+
+/// A fake peer that answers every push with `status` and `body`.
+fn fake_peer(
+    status: &'static str,
+    body: &'static str,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 65536];
+            let _ = s.read(&mut buf);
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let reply = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = s.write_all(reply.as_bytes());
+        }
+    });
+    (port, hits)
+}
+
+#[test]
+fn clock_skew_is_logged_once_per_peer_and_shown_as_the_last_error() {
+    let (port, hits) = fake_peer("403 Forbidden", "stale timestamp\n");
+    let a = sender(port);
+    let da = Daemon::start(&a, "a");
+    da.wait_ready("routerd serving");
+    assert!(a.emit(&["--id", "evt-skew-1"]).status.success());
+    assert!(a.emit(&["--id", "evt-skew-2"]).status.success());
+    assert!(wait_until(Duration::from_secs(10), || deliveries(&a)
+        .iter()
+        .filter(|d| d["Status"] == "failed")
+        .count()
+        == 2)
+    .is_some());
+    let d = &deliveries(&a)[0];
+    assert!(
+        d["LastError"]
+            .as_str()
+            .unwrap()
+            .contains("stale timestamp (the two clocks differ by more than the replay window)"),
+        "{d}"
+    );
+    assert!(
+        hits.load(std::sync::atomic::Ordering::SeqCst) >= 6,
+        "every attempt was made"
+    );
+    assert_eq!(
+        da.log()
+            .matches("peer refuses our timestamps as stale")
+            .count(),
+        1,
+        "{}",
+        da.log()
+    );
+}
+
+#[test]
+fn a_ttl_refreshed_during_a_partition_is_delivered_when_the_peer_returns() {
+    let (port_b, port_a) = (free_port(), free_port());
+    let (a, b) = (sender(port_b), receiver(port_b, port_a));
+    let mut db = Daemon::start(&b, "b");
+    db.wait_ready("receiver listening");
+    let da = Daemon::start(&a, "a");
+    da.wait_ready("routerd serving");
+    assert!(a
+        .emit(&["--id", "evt-ttl", "--ttl", "10m"])
+        .status
+        .success());
+    assert!(wait_until(Duration::from_secs(5), || delivered(&a, "evt-ttl")).is_some());
+    let first_expiry = b.json(&[
+        "federation",
+        "event",
+        "list",
+        "--state-file",
+        &b.state(),
+        "-o",
+        "json",
+    ])[0]["ExpiresAt"]
+        .clone();
+
+    // Partition: B goes away; the fact is observed again under the same id with a longer TTL.
+    db.signal("-KILL");
+    let _ = db.child.wait();
+    assert!(a
+        .emit(&["--id", "evt-ttl", "--ttl", "20m"])
+        .status
+        .success());
+    assert!(
+        wait_until(Duration::from_secs(5), || deliveries(&a)
+            .iter()
+            .any(|d| d["Status"] == "failed"))
+        .is_some(),
+        "the refresh was attempted"
+    );
+
+    let db = Daemon::start(&b, "b2");
+    db.wait_ready("receiver listening");
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            let v = b.json(&[
+                "federation",
+                "event",
+                "list",
+                "--state-file",
+                &b.state(),
+                "-o",
+                "json",
+            ]);
+            v[0]["ExpiresAt"] != first_expiry
+        })
+        .is_some(),
+        "the newer TTL reached B\nA: {}",
+        da.log()
+    );
+    assert!(delivered(&a, "evt-ttl"));
+    assert_eq!(event_ids(&b), ["evt-ttl"]);
 }
