@@ -249,6 +249,8 @@ pub async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
+                // Reap finished connections so the set holds only live ones.
+                while conns.try_join_next().is_some() {}
                 let Ok((stream, peer)) = accepted else { continue };
                 let receiver = receiver.clone();
                 let mut stop = shutdown.clone();
