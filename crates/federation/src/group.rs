@@ -125,3 +125,91 @@ pub fn read_secret(group: &str, path: &Path) -> Result<Vec<u8>, FederationError>
     }
     Ok(secret)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = "apiVersion: routerd.net/v1alpha1
+kind: Router
+metadata: {name: t}
+spec:
+  resources:
+    - apiVersion: federation.routerd.net/v1alpha1
+      kind: EventGroup
+      metadata: {name: g}
+      spec: {nodeName: a, replayWindow: 1500ms, retention: {maxEvents: 5, maxAge: 1h}}
+    - apiVersion: federation.routerd.net/v1alpha1
+      kind: EventPeer
+      metadata: {name: b1}
+      spec: {groupRef: g, nodeName: b, endpoint: 'http://old'}
+    - apiVersion: federation.routerd.net/v1alpha1
+      kind: EventPeer
+      metadata: {name: b2}
+      spec: {groupRef: g, nodeName: b, endpoint: 'http://new', types: [t], subjectPrefixes: [10.88.]}
+    - apiVersion: federation.routerd.net/v1alpha1
+      kind: EventPeer
+      metadata: {name: other}
+      spec: {groupRef: h, nodeName: c, endpoint: 'http://c'}
+";
+
+    #[test]
+    fn groups_take_their_peers_and_a_later_peer_replaces_an_earlier_one() {
+        let router = routerd_model::load_str(CONFIG, "t").unwrap().router;
+        let groups = GroupConfig::all(&router).unwrap();
+        assert_eq!(groups.len(), 1);
+        let g = &groups[0];
+        assert_eq!(g.listen, None);
+        assert_eq!(g.peers.len(), 1);
+        assert_eq!(g.peers[0].endpoint, "http://new");
+        assert_eq!(
+            g.replay_window,
+            GoDuration::from_nanos(1_500_000_000),
+            "kept; compared in whole seconds"
+        );
+        assert_eq!(
+            (g.max_events, g.max_age),
+            (5, Some(GoDuration::from_secs(3600)))
+        );
+    }
+
+    #[test]
+    fn peer_filters_are_exact_types_and_byte_prefixes() {
+        let p = Peer {
+            node_name: "b".into(),
+            endpoint: String::new(),
+            types: vec!["t".into()],
+            subject_prefixes: vec!["10.88.".into()],
+        };
+        assert!(p.wants("t", "10.88.60.9/32"));
+        assert!(!p.wants("T", "10.88.60.9/32"));
+        assert!(!p.wants("t", "10.89.0.1/32"));
+        let all = Peer {
+            types: vec![],
+            subject_prefixes: vec![],
+            ..p
+        };
+        assert!(all.wants("anything", ""));
+    }
+
+    #[test]
+    fn secrets_must_exist_and_not_be_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = read_secret("g", &dir.path().join("nope"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            missing.starts_with("EventGroup g: secret file") && missing.contains("No such file"),
+            "{missing}"
+        );
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n\n").unwrap();
+        assert!(read_secret("g", &empty)
+            .unwrap_err()
+            .to_string()
+            .ends_with("empty secret file"));
+        let good = dir.path().join("good");
+        std::fs::write(&good, "  s3cr3t\n").unwrap();
+        assert_eq!(read_secret("g", &good).unwrap(), b"s3cr3t");
+    }
+}

@@ -532,3 +532,41 @@ fn a_ttl_refreshed_during_a_partition_is_delivered_when_the_peer_returns() {
     assert!(delivered(&a, "evt-ttl"));
     assert_eq!(event_ids(&b), ["evt-ttl"]);
 }
+
+#[test]
+fn expired_and_foreign_events_are_never_pushed() {
+    let (port, hits) = fake_peer("200 OK", "{}");
+    let a = sender(port);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let hour_ago = routerd_model::Timestamp::from_unix(now - 3600).to_rfc3339();
+    assert!(a
+        .emit(&["--id", "evt-expired", "--observed-at", &hour_ago])
+        .status
+        .success());
+    assert!(a
+        .emit(&["--id", "evt-foreign", "--source-node", "someone-else"])
+        .status
+        .success());
+    assert!(a
+        .emit(&["--id", "evt-unwanted", "--subject", "192.0.2.1/32"])
+        .status
+        .success());
+    let out = a.serve_once();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(deliveries(&a).is_empty(), "{:?}", deliveries(&a));
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let bad = a.ctl(&[
+        "federation",
+        "event",
+        "deliveries",
+        "--state-file",
+        &a.state(),
+        "--status",
+        "lost",
+    ]);
+    assert!(text(&bad.stderr)
+        .contains("invalid --status \"lost\": must be one of pending, delivered, failed"));
+}
