@@ -4,7 +4,9 @@
 //! follow Go routerd's `BuildEffectiveConfig`, with one deliberate change ([`merge`]): a newer
 //! part from the same producer *supersedes* an older part's resource of the same identity
 //! instead of failing the whole merge, so a client seen twice renders one claim.
+//! [`capture`] holds the self-capture guard that uses the same parts.
 
+pub mod capture;
 mod merge;
 mod render;
 

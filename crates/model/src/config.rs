@@ -142,12 +142,33 @@ mod tests {
     }
 
     #[test]
-    fn example_sender_mentions_client_observer_until_the_observer_exists() {
-        // ClientObserver is not known yet: its error must name it.
-        match load_str(SENDER, "sender") {
-            Ok(_) => {}
-            Err(e) => assert!(e.to_string().contains("ClientObserver"), "{e}"),
+    fn example_sender_loads_with_its_client_observer() {
+        let loaded = load_str(SENDER, "sender").unwrap();
+        let (_, obs) = loaded
+            .router
+            .specs(crate::resource::pick::client_observer)
+            .next()
+            .unwrap();
+        assert_eq!(obs.interfaces, ["br-lan"]);
+        assert_eq!(obs.payload["peerRef"], "onprem-main");
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    }
+
+    #[test]
+    fn client_observer_validation() {
+        let yaml = format!(
+            "{HEAD}    - apiVersion: federation.routerd.net/v1alpha1\n      kind: ClientObserver\n      metadata: {{name: o}}\n      spec: {{groupRef: nowhere, prefixes: [10.0.0.300/24], ttl: 5}}\n"
+        );
+        let p = problems(&yaml);
+        let id = "federation.routerd.net/v1alpha1/ClientObserver/o";
+        for want in [
+            format!("{id} spec.interfaces is required (at least one interface)"),
+            format!("{id} spec.ttl must be a valid duration: missing unit in duration \"5\""),
+            format!("{id} spec.groupRef references missing EventGroup \"nowhere\""),
+        ] {
+            assert!(p.contains(&want), "{want} not in {p:?}");
         }
+        assert!(p.iter().any(|e| e.starts_with(&format!("{id} spec.prefixes[0] must be a valid IPv4 CIDR"))), "{p:?}");
     }
 
     fn problems(yaml: &str) -> Vec<String> {

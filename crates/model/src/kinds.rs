@@ -7,6 +7,22 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+/// YAML scalars of any type read as text, as Go's yaml.v3 does for string fields: `ttl: 30`
+/// decodes and then fails as a duration ("missing unit") instead of as a type error.
+pub fn lenient_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(match serde_yaml::Value::deserialize(d)? {
+        serde_yaml::Value::Null => String::new(),
+        serde_yaml::Value::String(s) => s,
+        serde_yaml::Value::Number(n) => n.to_string(),
+        serde_yaml::Value::Bool(b) => b.to_string(),
+        other => {
+            return Err(serde::de::Error::custom(format!(
+                "expected a string, got {other:?}"
+            )))
+        }
+    })
+}
+
 fn is_false(b: &bool) -> bool {
     !*b
 }
@@ -39,7 +55,10 @@ pub struct EventGroupSpec {
     pub auth: GroupAuth,
     #[serde(skip_serializing_if = "Listen::is_empty")]
     pub listen: Listen,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "lenient_string"
+    )]
     pub replay_window: String,
 }
 
@@ -48,7 +67,10 @@ pub struct EventGroupSpec {
 pub struct Retention {
     #[serde(skip_serializing_if = "is_zero")]
     pub max_events: i64,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "lenient_string"
+    )]
     pub max_age: String,
 }
 impl Retention {
@@ -132,10 +154,40 @@ pub struct EventMatch {
 pub struct SubscriptionTrigger {
     #[serde(skip_serializing_if = "String::is_empty")]
     pub plugin_ref: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "lenient_string"
+    )]
     pub batch_window: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "lenient_string"
+    )]
     pub debounce: String,
+}
+
+/// routerd-edge's own Kind: watch the kernel neighbour table and emit observed facts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ClientObserverSpec {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub group_ref: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub interfaces: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub prefixes: Vec<String>,
+    #[serde(
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "lenient_string"
+    )]
+    pub ttl: String,
+    #[serde(
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "lenient_string"
+    )]
+    pub expire_after: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub payload: BTreeMap<String, String>,
 }
 
 // ---- plugin.routerd.net ----------------------------------------------------------------------
@@ -145,7 +197,10 @@ pub struct SubscriptionTrigger {
 pub struct PluginSpec {
     #[serde(skip_serializing_if = "String::is_empty")]
     pub executable: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "lenient_string"
+    )]
     pub timeout: String,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
@@ -162,7 +217,10 @@ pub struct PluginSpec {
 pub struct PluginTrigger {
     #[serde(rename = "type", skip_serializing_if = "String::is_empty")]
     pub trigger_type: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "lenient_string"
+    )]
     pub every: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub topic: String,
@@ -185,7 +243,10 @@ impl PluginContext {
 pub struct DynamicConfigSourceSpec {
     #[serde(skip_serializing_if = "String::is_empty")]
     pub plugin_ref: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "lenient_string"
+    )]
     pub ttl: String,
     #[serde(skip_serializing_if = "MergePolicy::is_empty")]
     pub merge_policy: MergePolicy,

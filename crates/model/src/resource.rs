@@ -63,6 +63,7 @@ kinds! {
     EventGroup(EventGroupSpec) = FEDERATION_API;
     EventPeer(EventPeerSpec) = FEDERATION_API;
     EventSubscription(EventSubscriptionSpec) = FEDERATION_API;
+    ClientObserver(ClientObserverSpec) = FEDERATION_API;
     Plugin(PluginSpec) = PLUGIN_API;
     DynamicConfigSource(DynamicConfigSourceSpec) = PLUGIN_API;
     DynamicOverridePolicy(DynamicOverridePolicySpec) = CONFIG_API;
@@ -275,6 +276,7 @@ pub mod pick {
         event_group => EventGroup(EventGroupSpec);
         event_peer => EventPeer(EventPeerSpec);
         event_subscription => EventSubscription(EventSubscriptionSpec);
+        client_observer => ClientObserver(ClientObserverSpec);
         plugin => Plugin(PluginSpec);
         override_policy => DynamicOverridePolicy(DynamicOverridePolicySpec);
         remote_address_claim => RemoteAddressClaim(RemoteAddressClaimSpec);

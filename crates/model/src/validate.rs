@@ -150,6 +150,7 @@ impl KindValidator<'_> {
             Spec::EventGroup(s) => self.event_group(s),
             Spec::EventPeer(s) => self.event_peer(s),
             Spec::EventSubscription(s) => self.event_subscription(s),
+            Spec::ClientObserver(s) => self.client_observer(s),
             Spec::Plugin(s) => self.plugin(s),
             Spec::DynamicConfigSource(s) => self.dynamic_config_source(s),
             Spec::DynamicOverridePolicy(s) => self.override_policy(s),
@@ -224,6 +225,31 @@ impl KindValidator<'_> {
             "spec.trigger.debounce",
             "a Go duration",
         );
+    }
+
+    fn client_observer(&mut self, s: &ClientObserverSpec) {
+        self.required(&s.group_ref, "spec.groupRef");
+        if s.interfaces.is_empty() {
+            self.err("spec.interfaces is required (at least one interface)");
+        }
+        self.no_blank_items(&s.interfaces, "spec.interfaces");
+        if s.prefixes.is_empty() {
+            self.err("spec.prefixes is required (at least one IPv4 CIDR)");
+        }
+        for (i, p) in s.prefixes.iter().enumerate() {
+            match parse_ipv4_prefix(p.trim()) {
+                Ok(_) => {}
+                Err(None) => self.err(format!("spec.prefixes[{i}] must be an IPv4 CIDR")),
+                Err(Some(e)) => {
+                    self.err(format!("spec.prefixes[{i}] must be a valid IPv4 CIDR: {e}"))
+                }
+            }
+        }
+        self.positive_duration(&s.ttl, "spec.ttl");
+        self.positive_duration(&s.expire_after, "spec.expireAfter");
+        if s.payload.keys().any(|k| blank(k)) {
+            self.err("spec.payload has a blank key");
+        }
     }
 
     fn plugin(&mut self, s: &PluginSpec) {
@@ -530,6 +556,33 @@ fn cross_references(v: &mut Validator, router: &Router) {
                 }
                 _ => {}
             }
+        }
+    }
+    let groups: HashSet<&str> = router
+        .specs(pick::event_group)
+        .map(|(r, _)| r.name())
+        .collect();
+    for (r, s) in router.specs(pick::client_observer) {
+        let g = s.group_ref.trim();
+        if !g.is_empty() && !groups.contains(g) {
+            v.error(format!(
+                "{} spec.groupRef references missing EventGroup {g:?}",
+                r.id()
+            ));
+        }
+        let ttl = parse_optional(&s.ttl)
+            .ok()
+            .flatten()
+            .unwrap_or(GoDuration::from_secs(300));
+        let after = parse_optional(&s.expire_after)
+            .ok()
+            .flatten()
+            .unwrap_or(GoDuration::from_secs(900));
+        if after < ttl {
+            v.warn(format!(
+                "{} spec.expireAfter {after} is shorter than spec.ttl {ttl}: a client may be declared gone while its observation is still valid",
+                r.id()
+            ));
         }
     }
     for (r, s) in router.specs(pick::mobility_domain) {

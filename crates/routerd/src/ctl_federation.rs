@@ -96,6 +96,9 @@ fn emit(a: &EmitArgs) -> anyhow::Result<()> {
     };
     event.normalize()?;
     let store = crate::open_store(&a.state.state_file)?;
+    // The no-feedback guard: never report an address this node captures itself.
+    let captured = routerd_dynamic::capture::captured_addresses(&store.list_parts()?, now);
+    routerd_dynamic::capture::check_self_capture(&captured, &event).map_err(anyhow::Error::msg)?;
     store.record_event(&event)?;
     let stored = store
         .get_event(&event.id)?

@@ -531,6 +531,11 @@ fn a_ttl_refreshed_during_a_partition_is_delivered_when_the_peer_returns() {
     );
     assert!(delivered(&a, "evt-ttl"));
     assert_eq!(event_ids(&b), ["evt-ttl"]);
+    // The re-delivered id never re-runs B's plugin.
+    std::thread::sleep(Duration::from_millis(300));
+    let runs = b.runs();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["Attempts"], 1);
 }
 
 #[test]

@@ -90,7 +90,7 @@ impl Store {
         } else {
             serde_json::to_string(&event.payload).expect("a string map always encodes")
         };
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.write_tx()?;
         let duplicate: bool = tx.query_row(
             "SELECT COUNT(*) > 0 FROM federation_events WHERE id = ?1 AND group_name = ?2",
             params![event.id, event.group],
@@ -201,7 +201,7 @@ impl Store {
         if dry_run || ids.is_empty() {
             return Ok(ids);
         }
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.write_tx()?;
         for id in &ids {
             tx.execute("DELETE FROM event_deliveries WHERE event_id = ?1", [id])?;
             tx.execute(

@@ -126,6 +126,12 @@ impl Store {
         &self.clock
     }
 
+    /// A write transaction that takes the write lock up front (BEGIN IMMEDIATE), so it waits
+    /// for other writers instead of failing when a read would have to be upgraded.
+    pub(crate) fn write_tx(&self) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+        rusqlite::Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Immediate)
+    }
+
     /// SQLite's `data_version`: changes when *another* connection committed since the last call
     /// on this one, never for this connection's own writes.
     pub fn data_version(&self) -> Result<i64> {

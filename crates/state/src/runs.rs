@@ -93,7 +93,7 @@ impl Store {
             return Err(StateError::Invalid("subscription is required".into()));
         }
         let started = time_text(started_at);
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.write_tx()?;
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO event_subscription_runs (subscription, event_id, event_group, plugin, status, attempts, started_at)
@@ -136,7 +136,7 @@ impl Store {
             RunOutcome::Failed { error } => ("failed", None, None, null_if_empty(error)),
         };
         let completed = time_text(completed_at);
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.write_tx()?;
         {
             let mut stmt = tx.prepare_cached(
                 "UPDATE event_subscription_runs SET status = ?3, completed_at = ?4, dynamic_source = ?5,
