@@ -1,7 +1,8 @@
 //! `routerd serve`: every stage of the pipeline in one process on one current-thread runtime.
 //!
 //! Per EventGroup: a receiver (when `listen` is set), an outbox loop and a prune loop, sharing
-//! one database connection. The subscription controller has its own connection (a plugin run
+//! one database connection; per ClientObserver: a netlink observer with its own connection
+//! (so the outbox sees its writes as another connection's and wakes at once). The subscription controller has its own connection (a plugin run
 //! can take seconds and must not block the receiver). SIGTERM/SIGINT stop accepting, let
 //! in-flight work finish and exit 0; SIGHUP reloads the config, keeping the running one when
 //! the new one is invalid.
@@ -39,7 +40,7 @@ pub fn run(a: &ServeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     if a.once {
-        rt.block_on(once(&router, &groups, store))?;
+        rt.block_on(once(&router, &groups, store, &a.state.state_file))?;
         return Ok(ExitCode::SUCCESS);
     }
     rt.block_on(daemon(a, router, store))?;
@@ -48,7 +49,25 @@ pub fn run(a: &ServeArgs) -> anyhow::Result<ExitCode> {
 
 /// One pass of every stage that needs no listener; binds nothing. A group's secret is read
 /// only when it has something to push.
-async fn once(router: &Router, groups: &[GroupConfig], store: Store) -> anyhow::Result<()> {
+async fn once(
+    router: &Router,
+    groups: &[GroupConfig],
+    store: Store,
+    db: &Path,
+) -> anyhow::Result<()> {
+    for cfg in routerd_observe::observers(router)? {
+        let name = cfg.name.clone();
+        let mut observer = routerd_observe::Observer::new(cfg, crate::open_store(db)?)?;
+        observer
+            .run_once()
+            .await
+            .with_context(|| format!("ClientObserver {name}"))?;
+        println!(
+            "observer {name}: {} client(s), {} event(s) written",
+            observer.tracked(),
+            observer.written()
+        );
+    }
     let report = Controller::once().pass(&store, router, store.now()).await;
     print_report(&report);
     let shared = Arc::new(Mutex::new(store));
@@ -93,6 +112,7 @@ struct Transport {
 impl Transport {
     /// Binds every receiver first, so a bad listen address or secret fails the start.
     async fn start(
+        router: &Router,
         groups: Vec<GroupConfig>,
         db: &Path,
         stored: Arc<Notify>,
@@ -122,6 +142,17 @@ impl Transport {
                 changes.clone(),
             ));
             tasks.spawn(prune_loop(g, shared.clone(), stopped.clone()));
+        }
+        for cfg in routerd_observe::observers(router)? {
+            let name = cfg.name.clone();
+            let mut observer = routerd_observe::Observer::new(cfg, crate::open_store(db)?)?;
+            let stopped = stopped.clone();
+            tracing::info!(observer = %name, "client observer starting");
+            tasks.spawn(async move {
+                if let Err(e) = observer.run(stopped).await {
+                    tracing::error!(observer = %name, "client observer stopped: {e}");
+                }
+            });
         }
         Ok(Transport { tasks, stop })
     }
@@ -218,6 +249,7 @@ async fn daemon(a: &ServeArgs, mut router: Router, store: Store) -> anyhow::Resu
     };
     let stored = Arc::new(Notify::new());
     let mut transport = Transport::start(
+        &router,
         GroupConfig::all(&router)?,
         &db,
         stored.clone(),
@@ -263,7 +295,7 @@ async fn daemon(a: &ServeArgs, mut router: Router, store: Store) -> anyhow::Resu
                 _ = hup.recv() => match reload(&a.config.config) {
                     Ok((new, groups)) => {
                         transport.stop().await;
-                        match Transport::start(groups, &db, stored.clone(), changes.clone()).await {
+                        match Transport::start(&new, groups, &db, stored.clone(), changes.clone()).await {
                             Ok(t) => {
                                 transport = t;
                                 router = new;
@@ -271,7 +303,7 @@ async fn daemon(a: &ServeArgs, mut router: Router, store: Store) -> anyhow::Resu
                             }
                             Err(e) => {
                                 tracing::error!("config reload failed to start ({e:#}); restarting the previous transport");
-                                transport = Transport::start(GroupConfig::all(&router)?, &db, stored.clone(), changes.clone()).await?;
+                                transport = Transport::start(&router, GroupConfig::all(&router)?, &db, stored.clone(), changes.clone()).await?;
                             }
                         }
                         break false;

@@ -6,47 +6,7 @@ mod common;
 use common::*;
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-fn sh(cmd: &str) -> std::process::Output {
-    Command::new("sh").arg("-c").arg(cmd).output().unwrap()
-}
-
-fn run(cmd: &str) {
-    let out = sh(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd}: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-}
-
-/// Why this machine cannot run the test, if it cannot.
-fn cannot_run() -> Option<String> {
-    if !nix_is_root() {
-        return Some("needs root for network namespaces".into());
-    }
-    for tool in ["ip", "wg", "wireguard-go"] {
-        if !sh(&format!("command -v {tool}")).status.success() {
-            return Some(format!(
-                "{tool} is not installed (apt-get install iproute2 wireguard-tools wireguard-go)"
-            ));
-        }
-    }
-    let probe = format!("rdprobe{}", std::process::id());
-    if !sh(&format!("ip netns add {probe} && ip netns del {probe}"))
-        .status
-        .success()
-    {
-        return Some("ip netns add is not permitted here".into());
-    }
-    None
-}
-
-fn nix_is_root() -> bool {
-    sh("id -u").stdout.starts_with(b"0")
-}
+use std::time::Duration;
 
 /// Namespaces, links and tunnels of one test, removed when dropped.
 struct Topology {
@@ -178,17 +138,6 @@ fn write_secret(lab: &Lab) -> String {
     p.display().to_string()
 }
 
-fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
 fn serve_in(ns: &str, lab: &Lab, log: &str) -> Child {
     Command::new("ip")
         .args(["netns", "exec", ns])
@@ -217,7 +166,7 @@ fn connects(ns: &str, addr: &str, port: u16) -> bool {
 
 #[test]
 fn emit_to_claim_across_a_wireguard_overlay_and_no_underlay_access() {
-    if let Some(why) = cannot_run() {
+    if let Some(why) = netns_unavailable(&["ip", "wg", "wireguard-go"]) {
         eprintln!("SKIPPED emit_to_claim_across_a_wireguard_overlay: {why}");
         return;
     }

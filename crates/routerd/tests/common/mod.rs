@@ -198,3 +198,53 @@ pub fn claims(rendered: &[u8]) -> Vec<serde_yaml::Value> {
         .cloned()
         .collect()
 }
+
+/// Runs a shell command and returns its output.
+pub fn sh(cmd: &str) -> Output {
+    Command::new("sh").arg("-c").arg(cmd).output().unwrap()
+}
+
+/// Runs a shell command that must succeed.
+pub fn run(cmd: &str) {
+    let out = sh(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd}: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// Why network-namespace tests cannot run here (`tools` must be installed too), if they cannot.
+pub fn netns_unavailable(tools: &[&str]) -> Option<String> {
+    if !sh("id -u").stdout.starts_with(b"0") {
+        return Some("needs root for network namespaces".into());
+    }
+    for tool in tools {
+        if !sh(&format!("command -v {tool}")).status.success() {
+            return Some(format!("{tool} is not installed"));
+        }
+    }
+    static PROBES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let probe = format!("rdprobe{}x{n}", std::process::id());
+    if !sh(&format!("ip netns add {probe} && ip netns del {probe}"))
+        .status
+        .success()
+    {
+        return Some("ip netns add is not permitted here".into());
+    }
+    None
+}
+
+/// Polls `cond` every 50 ms for at most `limit`.
+pub fn wait_until(limit: std::time::Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    false
+}
