@@ -181,7 +181,7 @@ impl Tracker {
     fn wanted(&self, n: &Neighbour) -> bool {
         !n.proxy
             && n.state != NeighbourState::Static
-            && self.cfg.interfaces.iter().any(|i| *i == n.ifname)
+            && self.cfg.interfaces.contains(&n.ifname)
             && self.cfg.prefixes.iter().any(|p| p.contains(n.ip))
             && !self.own.contains(&n.ip)
             && !self.captured.contains(&n.ip)
