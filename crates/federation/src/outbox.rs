@@ -53,6 +53,8 @@ pub struct Outbox {
     secret: Option<Vec<u8>>,
     /// Peers already told about clock skew (logged once per peer, not per attempt).
     skew_logged: HashSet<String>,
+    /// When the last pass started: a `New` pass looks only at events recorded since.
+    last_pass: Option<routerd_model::Timestamp>,
 }
 
 impl Outbox {
@@ -62,6 +64,7 @@ impl Outbox {
             store,
             secret: None,
             skew_logged: HashSet::new(),
+            last_pass: None,
         }
     }
 
@@ -70,22 +73,48 @@ impl Outbox {
     }
 
     /// The work of a pass: (event, peer) pairs to push, in event order.
-    fn work(&self, scope: Scope) -> Result<Vec<(Event, Peer)>, FederationError> {
-        let store = self.store();
+    fn work(&mut self, scope: Scope) -> Result<Vec<(Event, Peer)>, FederationError> {
+        if self.group.peers.is_empty() {
+            return Ok(vec![]);
+        }
+        let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
         let now = store.now();
+        // A wake-up pass looks at what was recorded since the previous pass (a second of slack:
+        // stored times are whole seconds); the regular pass looks at everything.
+        let since = match scope {
+            Scope::New => self
+                .last_pass
+                .map(|t| t.add(routerd_model::GoDuration::from_secs(-1))),
+            Scope::All => None,
+        };
+        self.last_pass = Some(now);
         let events = store.list_events(&EventQuery {
             group: Some(&self.group.group),
             include_expired: false,
             now,
+            recorded_since: since,
         })?;
-        let rows: HashMap<(String, String), routerd_state::Delivery> = store
-            .list_deliveries(&DeliveryQuery {
-                group: Some(&self.group.group),
-                ..Default::default()
-            })?
-            .into_iter()
-            .map(|d| ((d.event_id.clone(), d.peer.clone()), d))
-            .collect();
+        let rows: HashMap<(String, String), routerd_state::Delivery> = if since.is_some() {
+            let mut rows = HashMap::new();
+            for e in &events {
+                for d in store.list_deliveries(&DeliveryQuery {
+                    event_id: Some(&e.event.id),
+                    ..Default::default()
+                })? {
+                    rows.insert((d.event_id.clone(), d.peer.clone()), d);
+                }
+            }
+            rows
+        } else {
+            store
+                .list_deliveries(&DeliveryQuery {
+                    group: Some(&self.group.group),
+                    ..Default::default()
+                })?
+                .into_iter()
+                .map(|d| ((d.event_id.clone(), d.peer.clone()), d))
+                .collect()
+        };
         let mut work = Vec::new();
         // The no-reforward guard: only events this node originated are pushed.
         for e in events

@@ -82,6 +82,7 @@ impl Observer {
             group: Some(&cfg.group),
             include_expired: false,
             now,
+            recorded_since: None,
         })?;
         let mut tracker = Tracker::new(cfg);
         tracker.restore(events.iter().map(|s| &s.event), now);
@@ -165,12 +166,31 @@ impl Observer {
         Ok(())
     }
 
-    /// Follows the kernel until `stop` turns true.
+    /// Follows the kernel until `stop` turns true. The kernel drops notifications when a burst
+    /// overflows the socket (and rtnetlink does not report it), so the observer also
+    /// resynchronises from a fresh dump every [`netlink::RESYNC_INTERVAL`], and at once when the
+    /// socket closes.
     pub async fn run(&mut self, mut stop: watch::Receiver<bool>) -> Result<(), ObserveError> {
+        loop {
+            match self.follow(&mut stop).await {
+                Ok(true) => return Ok(()),
+                Ok(false) => self.tracker.begin_resync(),
+                Err(e) => {
+                    tracing::warn!(observer = %self.tracker.config().name, "{e}; resynchronising from a fresh dump");
+                    self.tracker.begin_resync();
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    /// Ok(true) when stopped, Ok(false) when it is time to resynchronise.
+    async fn follow(&mut self, stop: &mut watch::Receiver<bool>) -> Result<bool, ObserveError> {
         let (handle, mut messages) =
             netlink::connect().map_err(|e| ObserveError::Netlink(e.to_string()))?;
         let (mut links, mut own) = self.initial_dump(&handle).await?;
         let mut refreshed_at = self.store.now();
+        let resync_at = tokio::time::Instant::now() + netlink::RESYNC_INTERVAL;
         loop {
             let now = self.store.now();
             let wait = self
@@ -182,7 +202,7 @@ impl Observer {
             tokio::select! {
                 msg = messages.next() => {
                     let Some((msg, _)) = msg else {
-                        return Err(ObserveError::Netlink("the netlink socket closed".into()));
+                        return Err(ObserveError::Netlink("the notification socket closed".into()));
                     };
                     let now = self.store.now();
                     match netlink::translate(msg, &mut links) {
@@ -204,7 +224,8 @@ impl Observer {
                     }
                 }
                 _ = tokio::time::sleep(wait) => {}
-                _ = stop.changed() => return Ok(()),
+                _ = tokio::time::sleep_until(resync_at) => return Ok(false),
+                _ = stop.changed() => return Ok(true),
             }
             let now = self.store.now();
             if now.since(refreshed_at) >= GoDuration::from_secs(netlink::MAX_IDLE.as_secs() as i64)

@@ -37,15 +37,32 @@ pub type Messages =
     futures_channel::mpsc::UnboundedReceiver<(NetlinkMessage<RouteNetlinkMessage>, SocketAddr)>;
 
 /// A connection subscribed to link, neighbour and IPv4 address notifications.
+///
+/// A burst of notifications (a switch full of clients powering up) can overflow the socket and
+/// the kernel then drops messages; the receive buffer is raised to [`RECEIVE_BUFFER`] and, should
+/// it still overflow, [`crate::Observer::run`] notices the drop and resynchronises from a dump.
 pub fn connect() -> std::io::Result<(Handle, Messages)> {
     let (mut conn, handle, messages) = rtnetlink::new_connection()?;
-    conn.socket_mut().socket_mut().bind(&SocketAddr::new(
+    let socket = conn.socket_mut().socket_mut();
+    socket.bind(&SocketAddr::new(
         0,
         RTMGRP_LINK | RTMGRP_NEIGH | RTMGRP_IPV4_IFADDR,
     ))?;
+    // SAFETY: the descriptor belongs to `socket`, which outlives this borrow.
+    let fd =
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(std::os::fd::AsRawFd::as_raw_fd(socket)) };
+    if nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::RcvBufForce, &RECEIVE_BUFFER)
+        .is_err()
+    {
+        // Without CAP_NET_ADMIN the kernel caps this at net.core.rmem_max.
+        let _ = socket.set_rx_buf_sz(RECEIVE_BUFFER);
+    }
     tokio::spawn(conn);
     Ok((handle, messages))
 }
+
+/// Room for several thousand neighbour notifications.
+pub const RECEIVE_BUFFER: usize = 8 * 1024 * 1024;
 
 /// Interface index → name.
 #[derive(Debug, Default)]
@@ -165,6 +182,9 @@ pub fn translate(
         _ => None,
     }
 }
+
+/// How often the observer re-reads the whole table in case notifications were dropped.
+pub const RESYNC_INTERVAL: Duration = Duration::from_secs(600);
 
 /// How long the loop may sleep at most (the captured-address set is re-read this often).
 pub const MAX_IDLE: Duration = Duration::from_secs(30);

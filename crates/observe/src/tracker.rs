@@ -169,7 +169,14 @@ impl Tracker {
         }
     }
 
-    /// After the first full dump: restored clients the kernel did not report are gone from now.
+    /// Before a resynchronising dump: every present client must be confirmed again.
+    pub fn begin_resync(&mut self) {
+        for c in self.clients.values_mut().filter(|c| c.gone_since.is_none()) {
+            c.restored = true;
+        }
+    }
+
+    /// After a full dump: restored clients the kernel did not report are gone from now.
     pub fn dump_done(&mut self, now: Timestamp) {
         for c in self.clients.values_mut().filter(|c| c.restored) {
             c.restored = false;

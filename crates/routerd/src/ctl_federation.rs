@@ -115,6 +115,7 @@ fn list(a: &ListArgs) -> anyhow::Result<()> {
         group: (!group.is_empty()).then_some(group),
         include_expired: a.include_expired,
         now: store.now(),
+        recorded_since: None,
     })?;
     print!("{}", render_events(&events, format, true));
     Ok(())

@@ -29,6 +29,8 @@ const SUBSCRIPTION_INTERVAL: Duration = Duration::from_secs(5);
 const PUSH_INTERVAL: Duration = Duration::from_secs(10);
 /// Retention (Go: 1 m).
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
+/// How long a wake-up waits for the rest of a burst of database writes.
+const COALESCE: Duration = Duration::from_millis(50);
 /// How long a stop waits for in-flight work.
 const STOP_GRACE: Duration = Duration::from_secs(4);
 
@@ -209,9 +211,17 @@ async fn outbox_loop(
 }
 
 /// Waits for the next database change; `false` when there is no watcher (or it ended).
+/// A burst of writes (an observer seeing a switch full of clients) wakes a stage once.
 async fn wait_change(changes: &mut Option<watch::Receiver<u64>>) -> bool {
     match changes {
-        Some(rx) => rx.changed().await.is_ok(),
+        Some(rx) => {
+            if rx.changed().await.is_err() {
+                return false;
+            }
+            tokio::time::sleep(COALESCE).await;
+            rx.borrow_and_update();
+            true
+        }
         None => std::future::pending().await,
     }
 }

@@ -29,6 +29,8 @@ pub struct EventQuery<'a> {
     pub include_expired: bool,
     /// The time expiry is judged at.
     pub now: Timestamp,
+    /// Only events recorded (or re-recorded) at or after this time.
+    pub recorded_since: Option<Timestamp>,
 }
 
 const COLUMNS: &str =
@@ -143,11 +145,17 @@ impl Store {
         let sql = format!(
             "SELECT {COLUMNS} FROM federation_events WHERE (?1 IS NULL OR group_name = ?1)
              AND (?3 OR expires_at IS NULL OR expires_at = 0 OR expires_at >= ?2)
+             AND (?4 IS NULL OR recorded_at >= ?4)
              ORDER BY observed_at, id"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(
-            params![q.group, q.now.unix_secs(), q.include_expired],
+            params![
+                q.group,
+                q.now.unix_secs(),
+                q.include_expired,
+                q.recorded_since.map(|t| t.unix_secs())
+            ],
             from_row,
         )?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -314,6 +322,7 @@ mod tests {
             group: Some("cloudedge"),
             include_expired: false,
             now: Timestamp::from_unix(s),
+            recorded_since: None,
         };
         let ids = |q| {
             store
@@ -337,6 +346,29 @@ mod tests {
             ..at(T0)
         })
         .is_empty());
+    }
+
+    #[test]
+    fn listing_can_start_from_a_recording_time() {
+        let (_d, store, clock) = store_at(T0);
+        store.record_event(&ev("old", T0, 0)).unwrap();
+        clock.advance(GoDuration::from_secs(10));
+        store.record_event(&ev("new", T0, 0)).unwrap();
+        let q = EventQuery {
+            include_expired: true,
+            recorded_since: Some(Timestamp::from_unix(T0 + 5)),
+            ..Default::default()
+        };
+        let ids: Vec<_> = store
+            .list_events(&q)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event.id)
+            .collect();
+        assert_eq!(ids, ["new"]);
+        // Re-recording (a TTL refresh) counts as recent.
+        store.record_event(&ev("old", T0, T0 + 600)).unwrap();
+        assert_eq!(store.list_events(&q).unwrap().len(), 2);
     }
 
     #[test]

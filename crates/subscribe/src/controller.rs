@@ -158,6 +158,7 @@ impl Controller {
                 group: Some(spec.group_ref.trim()),
                 include_expired: false,
                 now,
+                recorded_since: None,
             })
             .and_then(|events| Ok((events, store.run_states(&key)?)));
         let (events, states) = match listed {
