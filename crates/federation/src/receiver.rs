@@ -2,7 +2,8 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+// AtomicUsize, not AtomicU64: 32-bit MIPS has no 64-bit atomics.
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use http_body_util::{BodyExt, Full};
@@ -23,9 +24,9 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 
 #[derive(Debug, Default)]
 pub struct Counters {
-    pub received: AtomicU64,
-    pub duplicate: AtomicU64,
-    pub rejected: AtomicU64,
+    pub received: AtomicUsize,
+    pub duplicate: AtomicUsize,
+    pub rejected: AtomicUsize,
 }
 
 /// Everything a request handler needs; shared by the connections of one listener.
@@ -308,8 +309,8 @@ pub fn bind(addr: SocketAddr) -> Result<(TcpListener, Option<String>), String> {
     }
     nix_bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))
         .map_err(|e| format!("listen {addr}: {e}"))?;
-    listen(&fd, Backlog::new(128).expect("valid backlog"))
-        .map_err(|e| format!("listen {addr}: {e}"))?;
+    // The platform's SOMAXCONN: a fixed number can be out of range (musl).
+    listen(&fd, Backlog::MAXCONN).map_err(|e| format!("listen {addr}: {e}"))?;
     let std_listener = unsafe { std::net::TcpListener::from_raw_fd(fd.into_raw_fd()) };
     let listener =
         TcpListener::from_std(std_listener).map_err(|e| format!("listen {addr}: {e}"))?;

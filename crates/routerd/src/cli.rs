@@ -53,6 +53,10 @@ pub struct ServeArgs {
     /// Run one pass of every stage that needs no listener, then exit (tests, cron).
     #[arg(long)]
     pub once: bool,
+    /// Apply rendered claims to the host. The apply stage is not built yet: routerd refuses to
+    /// start with --live rather than pretend to apply (the default is dry-run).
+    #[arg(long)]
+    pub live: bool,
 }
 
 #[derive(Args, Debug)]

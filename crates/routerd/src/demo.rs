@@ -70,6 +70,7 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<ExitCode> {
             state_file: state.clone(),
         },
         once: true,
+        live: false,
     })?;
     step(
         "routerctl dynamic list",

@@ -35,6 +35,10 @@ const COALESCE: Duration = Duration::from_millis(50);
 const STOP_GRACE: Duration = Duration::from_secs(4);
 
 pub fn run(a: &ServeArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        !a.live,
+        "--live: applying claims to the host is not available in this build; run without --live (dry-run) or set UCI option live '0'"
+    );
     let router = crate::load_config(&a.config.config)?;
     let groups = GroupConfig::all(&router)?;
     let store = crate::open_store(&a.state.state_file)?;

@@ -272,3 +272,29 @@ fn an_unwritable_state_location_is_a_clear_error() {
     ]);
     assert_one_line_error(&out, "open state database /proc/routerd/nope.db");
 }
+
+#[test]
+fn serve_refuses_live_until_the_apply_stage_exists() {
+    let lab = Lab::new();
+    lab.write_config(&example_plugin(), "10s");
+    let out = lab.routerd(&[
+        "serve",
+        "--once",
+        "--live",
+        "--config",
+        &lab.config(),
+        "--state-file",
+        &lab.state(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr)
+            .contains("--live: applying claims to the host is not available in this build"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        !std::path::Path::new(&lab.state()).exists(),
+        "nothing was opened"
+    );
+}

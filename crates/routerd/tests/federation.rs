@@ -37,7 +37,7 @@ struct Daemon {
 impl Daemon {
     fn start(lab: &Lab, tag: &str) -> Daemon {
         let log = lab.path(&format!("{tag}.log"));
-        let child = Command::new(routerd())
+        let child = cmd(routerd())
             .args([
                 "serve",
                 "--config",
@@ -368,7 +368,7 @@ fn a_receiver_without_its_secret_file_refuses_to_start() {
     let (port_b, port_a) = (free_port(), free_port());
     let b = receiver(port_b, port_a);
     std::fs::remove_file(b.path("cloudedge.key")).unwrap();
-    let out = Command::new(routerd())
+    let out = cmd(routerd())
         .args(["serve", "--config", &b.config(), "--state-file", &b.state()])
         .output()
         .unwrap();
@@ -380,7 +380,7 @@ fn a_receiver_without_its_secret_file_refuses_to_start() {
     );
 
     std::fs::write(b.path("cloudedge.key"), " \n").unwrap();
-    let out = Command::new(routerd())
+    let out = cmd(routerd())
         .args(["serve", "--config", &b.config(), "--state-file", &b.state()])
         .output()
         .unwrap();

@@ -158,7 +158,7 @@ fn expired_events_are_never_run() {
 
 #[test]
 fn routerd_demo_runs_the_flow_on_the_embedded_config() {
-    let out = std::process::Command::new(routerd())
+    let out = cmd(routerd())
         .args(["demo", "--plugin"])
         .arg(example_plugin())
         .output()
@@ -178,10 +178,7 @@ fn routerd_demo_runs_the_flow_on_the_embedded_config() {
 
 #[test]
 fn routerctl_is_chosen_by_argv0_and_version_is_bare() {
-    let out = std::process::Command::new(routerd())
-        .arg("--version")
-        .output()
-        .unwrap();
+    let out = cmd(routerd()).arg("--version").output().unwrap();
     assert_eq!(
         text(&out.stdout),
         format!("{}\n", env!("CARGO_PKG_VERSION"))
@@ -189,20 +186,14 @@ fn routerctl_is_chosen_by_argv0_and_version_is_bare() {
     let link_dir = tempfile::tempdir().unwrap();
     let link = link_dir.path().join("routerctl");
     std::os::unix::fs::symlink(routerd(), &link).unwrap();
-    let help = std::process::Command::new(&link)
-        .arg("--help")
-        .output()
-        .unwrap();
+    let help = cmd(&link).arg("--help").output().unwrap();
     assert!(help.status.success());
     assert!(
         text(&help.stdout).contains("federation"),
         "{}",
         text(&help.stdout)
     );
-    let daemon_help = std::process::Command::new(routerd())
-        .arg("--help")
-        .output()
-        .unwrap();
+    let daemon_help = cmd(routerd()).arg("--help").output().unwrap();
     assert!(text(&daemon_help.stdout).contains("serve"));
 }
 

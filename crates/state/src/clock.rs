@@ -1,7 +1,6 @@
 //! The one injectable clock. Every stage asks it for `now`; tests move it by hand.
 
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use routerd_model::{GoDuration, Timestamp};
 
@@ -23,13 +22,14 @@ impl Clock for SystemClock {
 }
 
 /// A clock that moves only when told to: time passing in the real world never breaks a test.
+/// (A mutex, not an AtomicI64: 32-bit MIPS has no 64-bit atomics.)
 #[derive(Debug, Clone)]
-pub struct ManualClock(Arc<AtomicI64>);
+pub struct ManualClock(Arc<Mutex<Timestamp>>);
 
 impl ManualClock {
     /// Starts at `start` (nanosecond precision below one second is kept).
     pub fn new(start: Timestamp) -> Self {
-        ManualClock(Arc::new(AtomicI64::new(start.unix_nanos() as i64)))
+        ManualClock(Arc::new(Mutex::new(start)))
     }
 
     /// Starts at the real current time, for tests that mix the store with other processes.
@@ -38,16 +38,17 @@ impl ManualClock {
     }
 
     pub fn advance(&self, d: GoDuration) {
-        self.0.fetch_add(d.as_nanos(), Ordering::SeqCst);
+        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        *t = t.add(d);
     }
 
     pub fn set(&self, t: Timestamp) {
-        self.0.store(t.unix_nanos() as i64, Ordering::SeqCst);
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = t;
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
-        Timestamp::from_unix_nanos(self.0.load(Ordering::SeqCst) as i128)
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

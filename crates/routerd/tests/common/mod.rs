@@ -91,10 +91,10 @@ impl Lab {
         p
     }
     pub fn ctl(&self, args: &[&str]) -> Output {
-        Command::new(routerctl()).args(args).output().unwrap()
+        cmd(routerctl()).args(args).output().unwrap()
     }
     pub fn routerd(&self, args: &[&str]) -> Output {
-        Command::new(routerd()).args(args).output().unwrap()
+        cmd(routerd()).args(args).output().unwrap()
     }
     /// `routerctl federation event emit` of the README's observation with `extra` flags.
     pub fn emit(&self, extra: &[&str]) -> Output {
@@ -217,6 +217,9 @@ pub fn run(cmd: &str) {
 
 /// Why network-namespace tests cannot run here (`tools` must be installed too), if they cannot.
 pub fn netns_unavailable(tools: &[&str]) -> Option<String> {
+    if let Some(why) = std::env::var_os("ROUTERD_TEST_NO_NETNS") {
+        return Some(why.to_string_lossy().into_owned());
+    }
     if !sh("id -u").stdout.starts_with(b"0") {
         return Some("needs root for network namespaces".into());
     }
@@ -247,4 +250,17 @@ pub fn wait_until(limit: std::time::Duration, mut cond: impl FnMut() -> bool) ->
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     false
+}
+
+/// A command for one of our binaries. Cross-arch runs set ROUTERD_TEST_RUNNER (e.g.
+/// `qemu-aarch64-static`) so the binaries run where binfmt_misc is not registered.
+pub fn cmd(bin: impl AsRef<std::ffi::OsStr>) -> Command {
+    match std::env::var_os("ROUTERD_TEST_RUNNER").filter(|r| !r.is_empty()) {
+        Some(runner) => {
+            let mut c = Command::new(runner);
+            c.arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    }
 }
