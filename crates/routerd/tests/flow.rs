@@ -222,3 +222,174 @@ fn go_style_single_dash_flags_work() {
     assert!(v["Payload"].is_null());
     assert_eq!(v["ExpiresAt"], "0001-01-01T00:00:00Z");
 }
+
+#[test]
+fn plugins_see_a_clean_environment_and_the_request_on_stdin() {
+    let lab = Lab::new();
+    let env_file = lab.path("env.txt");
+    let stdin_file = lab.path("stdin.json");
+    let plugin = lab.script(
+        "probe-plugin",
+        &format!(
+            "cat > {stdin}; env > {env}; echo '{{\"apiVersion\":\"plugin.routerd.net/v1alpha1\",\"kind\":\"PluginResult\",\"status\":{{\"ttl\":\"5m\"}}}}'",
+            stdin = stdin_file.display(),
+            env = env_file.display()
+        ),
+    );
+    lab.write_config(&plugin, "10s");
+    let config = std::fs::read_to_string(lab.config()).unwrap().replace(
+        "        timeout: 10s\n",
+        "        timeout: 10s\n        env: {PLUGIN_MODE: probe}\n",
+    );
+    std::fs::write(lab.config(), config).unwrap();
+    assert!(lab.emit(&["--id", "evt-env"]).status.success());
+    let served = cmd(routerd())
+        .args([
+            "serve",
+            "--once",
+            "--config",
+            &lab.config(),
+            "--state-file",
+            &lab.state(),
+        ])
+        .env("SECRET_OF_ROUTERD", "must-not-leak")
+        .output()
+        .unwrap();
+    assert!(
+        text(&served.stdout).contains("Applied"),
+        "{}{}",
+        text(&served.stdout),
+        text(&served.stderr)
+    );
+
+    let env = std::fs::read_to_string(&env_file).unwrap();
+    assert!(env.lines().any(|l| l == "PLUGIN_MODE=probe"), "{env}");
+    assert!(env.lines().any(|l| l.starts_with("PATH=")), "{env}");
+    assert!(
+        !env.contains("SECRET_OF_ROUTERD") && !env.contains("HOME="),
+        "inherited: {env}"
+    );
+
+    let request: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&stdin_file).unwrap()).unwrap();
+    assert_eq!(request["kind"], "PluginRequest");
+    assert_eq!(
+        request["spec"]["trigger"]["topic"],
+        "routerd.federation.subscription/cloud-claims"
+    );
+    assert_eq!(request["spec"]["events"][0]["id"], "evt-env");
+    assert!(
+        !std::fs::read(&stdin_file).unwrap().ends_with(b"\n"),
+        "compact, no trailing newline"
+    );
+}
+
+#[test]
+fn plugin_list_run_and_dynamic_describe() {
+    let lab = Lab::new();
+    lab.write_config(&example_plugin(), "10s");
+    let list = lab.ctl(&["plugin", "list", "--config", &lab.config()]);
+    let text_list = text(&list.stdout);
+    assert!(text_list.starts_with("NAME"), "{text_list}");
+    assert!(
+        text_list.contains("event-to-remote-claim")
+            && text_list.contains("observe.cloud,propose.dynamicConfig"),
+        "{text_list}"
+    );
+
+    // The example plugin proposes nothing without events; a dry run stores nothing.
+    let dry = lab.json(&[
+        "plugin",
+        "run",
+        "event-to-remote-claim",
+        "--dry-run",
+        "--config",
+        &lab.config(),
+        "--state-file",
+        &lab.state(),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(dry["dryRun"], true);
+    assert_eq!(dry["stored"], false);
+    assert_eq!(dry["source"], "Plugin/event-to-remote-claim");
+    assert!(
+        !std::path::Path::new(&lab.state()).exists(),
+        "--dry-run writes nothing"
+    );
+
+    let run = lab.json(&[
+        "plugin",
+        "run",
+        "event-to-remote-claim",
+        "--config",
+        &lab.config(),
+        "--state-file",
+        &lab.state(),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(run["stored"], true);
+    assert_eq!(run["part"]["spec"]["generation"], 1);
+    let again = lab.json(&[
+        "plugin",
+        "run",
+        "event-to-remote-claim",
+        "--config",
+        &lab.config(),
+        "--state-file",
+        &lab.state(),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(
+        again["part"]["spec"]["generation"], 2,
+        "each manual run is a new generation"
+    );
+    let missing = lab.ctl(&[
+        "plugin",
+        "run",
+        "nope",
+        "--config",
+        &lab.config(),
+        "--state-file",
+        &lab.state(),
+    ]);
+    assert!(text(&missing.stderr).contains("Plugin \"nope\" not found in startup config"));
+
+    let described = lab.ctl(&[
+        "dynamic",
+        "describe",
+        "Plugin/event-to-remote-claim",
+        "--state-file",
+        &lab.state(),
+    ]);
+    let d = text(&described.stdout);
+    let generations: Vec<&str> = d
+        .lines()
+        .filter(|l| l.starts_with("Generation:"))
+        .map(|l| l.trim_start_matches("Generation:").trim())
+        .collect();
+    assert_eq!(generations, ["2", "1"], "{d}");
+    let as_json = lab.json(&[
+        "dynamic",
+        "describe",
+        "Plugin/event-to-remote-claim",
+        "--state-file",
+        &lab.state(),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(as_json.as_array().unwrap().len(), 2);
+    assert_eq!(as_json[0]["generation"], 2, "newest generation first");
+    let unknown = lab.json(&[
+        "dynamic",
+        "describe",
+        "Plugin/none",
+        "--state-file",
+        &lab.state(),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(unknown, serde_json::json!([]));
+}
