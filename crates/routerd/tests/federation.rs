@@ -141,24 +141,10 @@ fn receiver(port: u16, back_port: u16) -> Lab {
 }
 
 fn event_ids(lab: &Lab) -> Vec<String> {
-    let out = lab.ctl(&[
-        "federation",
-        "event",
-        "list",
-        "--state-file",
-        &lab.state(),
-        "--include-expired",
-        "-o",
-        "json",
-    ]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .map(|e| e["ID"].as_str().unwrap().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
+    lab.events()
+        .iter()
+        .map(|e| e["ID"].as_str().unwrap().to_string())
+        .collect()
 }
 
 fn deliveries(lab: &Lab) -> Vec<serde_json::Value> {
@@ -542,11 +528,7 @@ fn a_ttl_refreshed_during_a_partition_is_delivered_when_the_peer_returns() {
 fn expired_and_foreign_events_are_never_pushed() {
     let (port, hits) = fake_peer("200 OK", "{}");
     let a = sender(port);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let hour_ago = routerd_model::Timestamp::from_unix(now - 3600).to_rfc3339();
+    let hour_ago = hour_ago();
     assert!(a
         .emit(&["--id", "evt-expired", "--observed-at", &hour_ago])
         .status

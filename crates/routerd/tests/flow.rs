@@ -122,12 +122,7 @@ fn the_same_id_delivered_twice_never_reruns_the_plugin() {
 fn expired_events_are_never_run() {
     let lab = Lab::new();
     lab.write_config(&example_plugin(), "10s");
-    // Observed an hour ago with a 30 m TTL: expired, but younger than the 24 h retention.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let hour_ago = routerd_model::Timestamp::from_unix(now - 3600).to_rfc3339();
+    let hour_ago = hour_ago();
     let out = lab.emit(&["--observed-at", &hour_ago, "--id", "old"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let served = lab.serve_once();

@@ -76,23 +76,8 @@ fn mac_of(ns: &str, dev: &str) -> String {
     .to_string()
 }
 
-fn events(lab: &Lab) -> Vec<serde_json::Value> {
-    let out = lab.ctl(&[
-        "federation",
-        "event",
-        "list",
-        "--state-file",
-        &lab.state(),
-        "--include-expired",
-        "-o",
-        "json",
-    ]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    v.as_array().cloned().unwrap_or_default()
-}
-
 fn count(lab: &Lab, kind: &str, subject: &str) -> usize {
-    events(lab)
+    lab.events()
         .iter()
         .filter(|e| e["Type"] == kind && e["Subject"] == subject)
         .count()
@@ -200,10 +185,11 @@ spec:
             "10.88.60.9/32"
         ) == 1),
         "{:?}",
-        events(&lab)
+        lab.events()
     );
     eprintln!("first sight → stored: {:?}", sent.elapsed());
-    let e = events(&lab)
+    let e = lab
+        .events()
         .into_iter()
         .find(|e| e["Subject"] == "10.88.60.9/32")
         .unwrap();
@@ -229,7 +215,8 @@ spec:
         poke(&client, "10.88.60.1");
     }
     std::thread::sleep(Duration::from_millis(1500));
-    let subjects: Vec<String> = events(&lab)
+    let subjects: Vec<String> = lab
+        .events()
         .iter()
         .map(|e| e["Subject"].as_str().unwrap().to_string())
         .collect();
@@ -281,7 +268,7 @@ spec:
             "10.88.70.9/32"
         ) == 1),
         "{:?}",
-        events(&lab)
+        lab.events()
     );
 
     // An interface that goes away is handled: the daemon keeps running.

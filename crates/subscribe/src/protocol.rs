@@ -1,6 +1,6 @@
 //! PluginRequest and PluginResult: the JSON a plugin reads and writes.
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 use routerd_model::resource::PLUGIN_API;
 use routerd_model::{Directive, Event, GoDuration, Resource, Timestamp};
@@ -78,29 +78,14 @@ pub struct PluginResult {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ResultStatus {
-    #[serde(deserialize_with = "scalar_string")]
+    #[serde(deserialize_with = "routerd_model::kinds::lenient_string")]
     pub observed_at: String,
-    #[serde(deserialize_with = "scalar_string")]
+    #[serde(deserialize_with = "routerd_model::kinds::lenient_string")]
     pub ttl: String,
     pub resources: Vec<Resource>,
     pub directives: Vec<Directive>,
     pub action_plans: Vec<serde_json::Value>,
     pub events: Vec<serde_yaml::Value>,
-}
-
-/// YAML scalars of any type read as text (Go decodes `ttl: 30` into a string, then rejects it).
-fn scalar_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    Ok(match serde_yaml::Value::deserialize(d)? {
-        serde_yaml::Value::Null => String::new(),
-        serde_yaml::Value::String(s) => s,
-        serde_yaml::Value::Number(n) => n.to_string(),
-        serde_yaml::Value::Bool(b) => b.to_string(),
-        other => {
-            return Err(serde::de::Error::custom(format!(
-                "expected a scalar, got {other:?}"
-            )))
-        }
-    })
 }
 
 /// A validated result: what the part is built from.

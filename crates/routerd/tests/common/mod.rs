@@ -168,6 +168,22 @@ impl Lab {
         ]);
         v.as_array().cloned().unwrap_or_default()
     }
+    /// Every stored event (expired included), as `routerctl … -o json` prints them.
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        let state = self.state();
+        let out = self.ctl(&[
+            "federation",
+            "event",
+            "list",
+            "--state-file",
+            &state,
+            "--include-expired",
+            "-o",
+            "json",
+        ]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        v.as_array().cloned().unwrap_or_default()
+    }
     pub fn parts(&self) -> Vec<serde_json::Value> {
         self.json(&[
             "dynamic",
@@ -263,4 +279,14 @@ pub fn cmd(bin: impl AsRef<std::ffi::OsStr>) -> Command {
         }
         None => Command::new(bin),
     }
+}
+
+/// RFC 3339 for one hour before now: observed then with a 30 m TTL, an event is expired but
+/// still inside a 24 h retention.
+pub fn hour_ago() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    routerd_model::Timestamp::from_unix(now - 3600).to_rfc3339()
 }
