@@ -388,3 +388,62 @@ fn plugin_list_run_and_dynamic_describe() {
     ]);
     assert_eq!(unknown, serde_json::json!([]));
 }
+
+#[test]
+fn prune_applies_the_group_retention_and_its_dry_run_deletes_nothing() {
+    let lab = Lab::new();
+    lab.write_config(&example_plugin(), "10s");
+    // Retention of the example: maxAge 24h, maxEvents 1000.
+    let two_days_ago = {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        routerd_model::Timestamp::from_unix(now - 2 * 86_400).to_rfc3339()
+    };
+    assert!(lab
+        .emit(&["--id", "ancient", "--observed-at", &two_days_ago])
+        .status
+        .success());
+    assert!(lab
+        .emit(&["--id", "fresh", "--subject", "10.88.60.20/32"])
+        .status
+        .success());
+    let base = [
+        "federation",
+        "event",
+        "prune",
+        "--config",
+        &lab.config(),
+        "--state-file",
+        &lab.state(),
+    ];
+
+    let mut dry = base.to_vec();
+    dry.push("--dry-run");
+    let out = lab.ctl(&dry);
+    assert_eq!(
+        text(&out.stdout),
+        "group cloudedge: would prune 1 event(s)\n  ancient\n"
+    );
+    assert_eq!(lab.events().len(), 2);
+
+    let out = lab.ctl(&base);
+    assert_eq!(
+        text(&out.stdout),
+        "group cloudedge: pruned 1 event(s)\n  ancient\n"
+    );
+    let ids: Vec<_> = lab
+        .events()
+        .iter()
+        .map(|e| e["ID"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, ["fresh"]);
+
+    let mut by_count = base.to_vec();
+    by_count.extend(["--max-events", "0", "--max-age", "1s"]);
+    assert!(lab.ctl(&by_count).status.success());
+    let mut unknown = base.to_vec();
+    unknown.extend(["--group", "nope"]);
+    assert!(text(&lab.ctl(&unknown).stderr).contains("EventGroup \"nope\" not found"));
+}
