@@ -58,6 +58,16 @@ impl Drop for Net {
     }
 }
 
+/// Kills a helper process when the test ends, however it ends.
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Makes `ns` ARP for `ip` by sending it one UDP datagram.
 fn poke(ns: &str, ip: &str) {
     run(&format!(
@@ -147,6 +157,24 @@ fn observes_lan_clients_through_the_kernel_neighbour_table() {
     net.link(&oth, &other, &["10.99.0.30/24"], &["10.99.0.1/24"]);
 
     let lab = Lab::new();
+    let secret = lab.path("cloudedge.key");
+    std::fs::write(&secret, "observer-test-secret\n").unwrap();
+    let secret = secret.display();
+    // A stand-in cloud peer inside the router namespace that accepts every push.
+    let peer = ChildGuard(
+        Command::new("ip")
+            .args(["netns", "exec", &router, "python3", "-c"])
+            .arg(
+                "import http.server as h\n\
+                 class R(h.BaseHTTPRequestHandler):\n\
+                 \x20def do_POST(s):\n\
+                 \x20 s.rfile.read(int(s.headers['Content-Length'])); s.send_response(200); s.end_headers(); s.wfile.write(b'{}')\n\
+                 \x20def log_message(s, *a): pass\n\
+                 h.HTTPServer(('127.0.0.1', 8799), R).serve_forever()",
+            )
+            .spawn()
+            .unwrap(),
+    );
     std::fs::write(
         lab.config(),
         format!(
@@ -158,7 +186,11 @@ spec:
     - apiVersion: federation.routerd.net/v1alpha1
       kind: EventGroup
       metadata: {{name: cloudedge}}
-      spec: {{nodeName: onprem-router}}
+      spec: {{nodeName: onprem-router, auth: {{secretFile: {secret}}}}}
+    - apiVersion: federation.routerd.net/v1alpha1
+      kind: EventPeer
+      metadata: {{name: cloud-router}}
+      spec: {{groupRef: cloudedge, nodeName: cloud-router, endpoint: 'http://127.0.0.1:8799', types: [routerd.client.ipv4.observed]}}
     - apiVersion: federation.routerd.net/v1alpha1
       kind: ClientObserver
       metadata: {{name: lan-clients}}
@@ -198,6 +230,27 @@ spec:
         mac_of(&client, &format!("{lan}p")).as_str()
     );
     assert_eq!(e["Payload"]["interface"], lan.as_str());
+    // Observed facts flow to the peer through the outbox like emitted ones.
+    let id = e["ID"].as_str().unwrap().to_string();
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            let out = lab.ctl(&[
+                "federation",
+                "event",
+                "deliveries",
+                "--state-file",
+                &lab.state(),
+                "--event-id",
+                &id,
+                "-o",
+                "json",
+            ]);
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            v[0]["Status"] == "delivered"
+        }),
+        "the observed event was not pushed"
+    );
+    drop(peer);
     assert_eq!(e["Payload"]["address"], "10.88.60.9/32");
     assert_eq!(e["Payload"]["domain"], "cloudedge-same-subnet");
     assert_eq!(e["SourceNode"], "onprem-router");
