@@ -4,7 +4,7 @@ mod common;
 use common::*;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef\n";
@@ -37,18 +37,7 @@ struct Daemon {
 impl Daemon {
     fn start(lab: &Lab, tag: &str) -> Daemon {
         let log = lab.path(&format!("{tag}.log"));
-        let child = cmd(routerd())
-            .args([
-                "serve",
-                "--config",
-                &lab.config(),
-                "--state-file",
-                &lab.state(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
+        let child = lab.spawn_serve(None, &format!("{tag}.log"));
         Daemon { child, log }
     }
     fn log(&self) -> String {

@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 struct Net {
@@ -97,21 +97,7 @@ const OBSERVED: &str = "routerd.client.ipv4.observed";
 const EXPIRED: &str = "routerd.client.ipv4.expired";
 
 fn start(net: &mut Net, lab: &Lab, log: &str) {
-    let child = Command::new("ip")
-        .args(["netns", "exec", &net.ns("R")])
-        .arg(routerd())
-        .args([
-            "serve",
-            "--config",
-            &lab.config(),
-            "--state-file",
-            &lab.state(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(lab.path(log)).unwrap())
-        .spawn()
-        .unwrap();
-    net.daemon = Some(child);
+    net.daemon = Some(lab.spawn_serve(Some(&net.ns("R")), log));
     let logtext = || std::fs::read_to_string(lab.path(log)).unwrap_or_default();
     assert!(
         wait_until(Duration::from_secs(10), || logtext()

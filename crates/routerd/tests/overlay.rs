@@ -5,7 +5,7 @@
 mod common;
 use common::*;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 /// Namespaces, links and tunnels of one test, removed when dropped.
@@ -138,23 +138,6 @@ fn write_secret(lab: &Lab) -> String {
     p.display().to_string()
 }
 
-fn serve_in(ns: &str, lab: &Lab, log: &str) -> Child {
-    Command::new("ip")
-        .args(["netns", "exec", ns])
-        .arg(routerd())
-        .args([
-            "serve",
-            "--config",
-            &lab.config(),
-            "--state-file",
-            &lab.state(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(lab.path(log)).unwrap())
-        .spawn()
-        .unwrap()
-}
-
 /// Can `ns` open a TCP connection to addr:port?
 fn connects(ns: &str, addr: &str, port: u16) -> bool {
     sh(&format!(
@@ -202,7 +185,7 @@ spec:
     )
     .unwrap();
 
-    topo.children.push(serve_in(&topo.ns_b, &b, "b.log"));
+    topo.children.push(b.spawn_serve(Some(&topo.ns_b), "b.log"));
     let log_b = || std::fs::read_to_string(b.path("b.log")).unwrap_or_default();
     assert!(
         wait_until(Duration::from_secs(10), || log_b()
@@ -215,7 +198,7 @@ spec:
         "bound to the tunnel device: {}",
         log_b()
     );
-    topo.children.push(serve_in(&topo.ns_a, &a, "a.log"));
+    topo.children.push(a.spawn_serve(Some(&topo.ns_a), "a.log"));
 
     assert!(a.emit(&["--id", "evt-overlay"]).status.success());
     assert!(

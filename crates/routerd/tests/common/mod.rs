@@ -129,6 +129,30 @@ impl Lab {
         args.extend_from_slice(extra);
         self.ctl(&args)
     }
+    /// Starts `routerd serve` on this lab's config and state (inside network namespace `ns`
+    /// when given), with its log in `<log>` in the lab.
+    pub fn spawn_serve(&self, ns: Option<&str>, log: &str) -> std::process::Child {
+        let mut c = match ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(routerd());
+                c
+            }
+            None => cmd(routerd()),
+        };
+        c.args([
+            "serve",
+            "--config",
+            &self.config(),
+            "--state-file",
+            &self.state(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(self.path(log)).unwrap())
+        .spawn()
+        .unwrap()
+    }
+
     pub fn serve_once(&self) -> Output {
         self.routerd(&[
             "serve",
