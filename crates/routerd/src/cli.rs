@@ -257,6 +257,16 @@ pub enum DynamicCommand {
     Render(RenderArgs),
     /// What the dynamic parts add to, hide from and supersede in the startup config.
     Diff(RenderArgs),
+    /// Remove every generation of one part by hand (an addition over Go routerd).
+    Delete(DeleteArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DeleteArgs {
+    /// The exact part source, as `routerctl dynamic list` shows it.
+    pub source: String,
+    #[command(flatten)]
+    pub state: StateArg,
 }
 
 #[derive(Args, Debug)]

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use routerd_model::{gojson, DynamicConfigPart, Timestamp};
 
-use crate::cli::{DescribeArgs, DynListArgs, DynamicCommand, RenderArgs};
+use crate::cli::{DeleteArgs, DescribeArgs, DynListArgs, DynamicCommand, RenderArgs};
 use crate::output::{self, table, Format};
 
 pub fn run(cmd: DynamicCommand) -> anyhow::Result<()> {
@@ -14,7 +14,20 @@ pub fn run(cmd: DynamicCommand) -> anyhow::Result<()> {
         DynamicCommand::Describe(a) => describe(&a),
         DynamicCommand::Render(a) => render(&a),
         DynamicCommand::Diff(a) => diff(&a),
+        DynamicCommand::Delete(a) => delete(&a),
     }
+}
+
+fn delete(a: &DeleteArgs) -> anyhow::Result<()> {
+    let store = crate::open_store(&a.state.state_file)?;
+    match store.delete_parts(&a.source)? {
+        0 => anyhow::bail!(
+            "no dynamic part with source {:?} (see routerctl dynamic list)",
+            a.source
+        ),
+        n => println!("deleted {n} generation(s) of {}", a.source),
+    }
+    Ok(())
 }
 
 const FORMATS: &[Format] = &[Format::Table, Format::Json, Format::Yaml];

@@ -447,3 +447,35 @@ fn prune_applies_the_group_retention_and_its_dry_run_deletes_nothing() {
     unknown.extend(["--group", "nope"]);
     assert!(text(&lab.ctl(&unknown).stderr).contains("EventGroup \"nope\" not found"));
 }
+
+#[test]
+fn dynamic_delete_removes_a_part_by_hand() {
+    let lab = Lab::new();
+    lab.write_config(&example_plugin(), "10s");
+    assert!(lab.emit(&["--id", "evt-1"]).status.success());
+    assert!(lab.serve_once().status.success());
+    assert_eq!(claims(&lab.render().stdout).len(), 1);
+
+    let source = "EventSubscription/cloud-claims/7b409f932d2c88e9";
+    let out = lab.ctl(&["dynamic", "delete", source, "--state-file", &lab.state()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!("deleted 1 generation(s) of {source}\n")
+    );
+    assert!(
+        claims(&lab.render().stdout).is_empty(),
+        "the claim is gone from the effective config"
+    );
+    assert!(lab.parts().is_empty());
+
+    let again = lab.ctl(&["dynamic", "delete", source, "--state-file", &lab.state()]);
+    assert!(!again.status.success());
+    assert!(
+        text(&again.stderr).contains("no dynamic part with source"),
+        "{}",
+        text(&again.stderr)
+    );
+    // The event's run stays succeeded: the plugin is not run again for it.
+    assert!(text(&lab.serve_once().stdout).contains("Idle"));
+}

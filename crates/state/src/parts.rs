@@ -120,6 +120,14 @@ impl Store {
         Ok(parts)
     }
 
+    /// Deletes every generation of `source`; returns how many rows went.
+    pub fn delete_parts(&self, source: &str) -> Result<usize> {
+        Ok(self.conn.execute(
+            "DELETE FROM dynamic_config_parts WHERE source = ?1",
+            [source],
+        )?)
+    }
+
     /// The highest stored generation of a source, 0 when there is none.
     pub fn max_generation(&self, source: &str) -> Result<i64> {
         Ok(self.conn.query_row(
@@ -189,6 +197,26 @@ mod tests {
         assert!(parts[0].directives.is_empty());
         assert_eq!(store.max_generation("EventSubscription/s/a").unwrap(), 1);
         assert_eq!(store.max_generation("nope").unwrap(), 0);
+    }
+
+    #[test]
+    fn delete_removes_every_generation_of_one_source_only() {
+        let (_d, store, _) = store_at(1_780_142_400);
+        let t = Timestamp::from_unix(1_780_142_400);
+        let mut second = part("Plugin/p", t);
+        second.generation = 2;
+        store.upsert_part(&part("Plugin/p", t)).unwrap();
+        store.upsert_part(&second).unwrap();
+        store.upsert_part(&part("Plugin/q", t)).unwrap();
+        assert_eq!(store.delete_parts("Plugin/p").unwrap(), 2);
+        assert_eq!(store.delete_parts("Plugin/p").unwrap(), 0);
+        let left: Vec<_> = store
+            .list_parts()
+            .unwrap()
+            .into_iter()
+            .map(|p| p.source)
+            .collect();
+        assert_eq!(left, ["Plugin/q"]);
     }
 
     #[test]
