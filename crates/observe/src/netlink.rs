@@ -10,7 +10,7 @@ use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{LinkAttribute, LinkMessage};
 use netlink_packet_route::neighbour::{
-    NeighbourAddress, NeighbourAttribute, NeighbourFlag, NeighbourMessage,
+    NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage,
     NeighbourState as KernelState,
 };
 use netlink_packet_route::RouteNetlinkMessage;
@@ -115,7 +115,7 @@ pub fn neighbour(m: &NeighbourMessage, links: &Links, deleted: bool) -> Option<N
         mac,
         ifname,
         state,
-        proxy: m.header.flags.contains(&NeighbourFlag::Proxy),
+        proxy: m.header.flags.contains(NeighbourFlags::Proxy),
     })
 }
 

@@ -4,12 +4,13 @@
 //! without loss and `routerctl` explains what happened by reading the same file. Only this crate
 //! writes SQL; other crates call the typed functions of one module per table:
 //! [`events`] (`federation_events`), [`deliveries`] (`event_deliveries`), [`runs`] (`event_subscription_runs`), [`parts`]
-//! (`dynamic_config_parts`) and [`plugin_runs`]. [`schema`] holds the migrations and [`clock`]
+//! (`dynamic_config_parts`), [`plugin_runs`] and [`apply`] (`apply_journal`, `apply_claims`). [`schema`] holds the migrations and [`clock`]
 //! the one injectable clock.
 //!
 //! Several processes may open the file at once (the daemon and `routerctl`): the file is in WAL
 //! mode and every connection waits up to 5 s for a lock.
 
+pub mod apply;
 pub mod clock;
 pub mod deliveries;
 pub mod events;
@@ -25,6 +26,7 @@ use std::time::Duration;
 use routerd_model::Timestamp;
 use rusqlite::{Connection, OpenFlags};
 
+pub use apply::{ClaimStatusRow, JournalEntry};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use deliveries::{Delivery, DeliveryQuery, DeliverySummary, PushResult};
 pub use events::{EventQuery, Recorded, StoredEvent};

@@ -128,6 +128,17 @@ impl Store {
         )?)
     }
 
+    /// Changes whenever a part is stored, updated or deleted: the apply loop compares it to
+    /// decide whether the effective config may have changed (expiry is handled by time).
+    pub fn parts_fingerprint(&self) -> Result<(i64, i64, String)> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*), COALESCE(MAX(id), 0), COALESCE(MAX(updated_at), '')
+             FROM dynamic_config_parts",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?)
+    }
+
     /// The highest stored generation of a source, 0 when there is none.
     pub fn max_generation(&self, source: &str) -> Result<i64> {
         Ok(self.conn.query_row(

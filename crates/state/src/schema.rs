@@ -46,6 +46,16 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX IF NOT EXISTS event_subscription_runs_event ON event_subscription_runs(event_id);
     CREATE INDEX IF NOT EXISTS event_deliveries_event ON event_deliveries(event_id);
     "#,
+    // 3: the apply stage (routerd-edge only; Go keeps claim status in its objects table).
+    r#"
+    CREATE TABLE IF NOT EXISTS apply_journal (
+        action_key TEXT PRIMARY KEY, claim TEXT NOT NULL, action_json TEXT NOT NULL,
+        installed_at INTEGER NOT NULL, withdraw_after INTEGER);
+    CREATE TABLE IF NOT EXISTS apply_claims (
+        claim TEXT PRIMARY KEY, address TEXT NOT NULL, phase TEXT NOT NULL, reason TEXT,
+        message TEXT, actions_json TEXT NOT NULL, dry_run INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL);
+    "#,
 ];
 
 /// Columns Go HEAD added after p3; added here when a p3-made file lacks them.
