@@ -35,13 +35,51 @@ pub struct RouterdCli {
 
 #[derive(Subcommand, Debug)]
 pub enum RouterdCommand {
-    /// Run the pipeline: the subscription controller every 5 s (SIGHUP reloads the config).
+    /// Run the pipeline: federation, observers, the subscription controller every 5 s and the
+    /// apply stage (dry-run unless --live). SIGHUP reloads the config.
     Serve(ServeArgs),
     /// Validate a config file: list every problem with its resource id.
     #[command(alias = "check")]
     Validate(ConfigArg),
+    /// One pass over the effective config's RemoteAddressClaims: print what it would do to the
+    /// host (the default), or do it with --live.
+    Apply(ApplyArgs),
     /// Run the receiver flow on the embedded example config with a temporary state file.
     Demo(DemoArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ApplyModeArgs {
+    /// Change the host: install delivery routes, WireGuard allowed IPs and proxy neighbour
+    /// entries, and withdraw what routerd installed for claims that are gone. Without it
+    /// nothing on the host changes.
+    #[arg(long)]
+    pub live: bool,
+    /// How long an installed action outlives its claim before it is withdrawn (Go duration).
+    #[arg(long, value_name = "DURATION", default_value = "10m")]
+    pub withdraw_grace: String,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Dry-run (the default) prints each claim and the equivalent ip/wg commands, marking those already in place, and exits 0.\nWith --live the exit code is 1 when a claim is in phase Error or a withdrawal failed."
+)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    #[command(flatten)]
+    pub state: StateArg,
+    #[command(flatten)]
+    pub mode: ApplyModeArgs,
+    /// Accepted for Go compatibility: the default already is a dry run.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Accepted for Go compatibility: apply always runs one pass.
+    #[arg(long)]
+    pub once: bool,
+    /// text or json.
+    #[arg(short = 'o', long = "output", default_value = "text")]
+    pub output: String,
 }
 
 #[derive(Args, Debug)]
@@ -53,10 +91,8 @@ pub struct ServeArgs {
     /// Run one pass of every stage that needs no listener, then exit (tests, cron).
     #[arg(long)]
     pub once: bool,
-    /// Apply rendered claims to the host. The apply stage is not built yet: routerd refuses to
-    /// start with --live rather than pretend to apply (the default is dry-run).
-    #[arg(long)]
-    pub live: bool,
+    #[command(flatten)]
+    pub apply: ApplyModeArgs,
 }
 
 #[derive(Args, Debug)]
@@ -90,6 +126,17 @@ pub enum CtlCommand {
     /// Plugins of the startup config.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// RemoteAddressClaims as the last apply pass left them, and withdrawals under way.
+    Claims(ClaimsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ClaimsArgs {
+    #[command(flatten)]
+    pub state: StateArg,
+    /// table, json or yaml.
+    #[arg(short = 'o', long = "output", default_value = "table")]
+    pub output: String,
 }
 
 #[derive(Subcommand, Debug)]

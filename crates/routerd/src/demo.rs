@@ -70,7 +70,10 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<ExitCode> {
             state_file: state.clone(),
         },
         once: true,
-        live: false,
+        apply: crate::cli::ApplyModeArgs {
+            live: false,
+            withdraw_grace: "10m".into(),
+        },
     })?;
     step(
         "routerctl dynamic list",

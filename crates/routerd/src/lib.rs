@@ -5,12 +5,17 @@
 //! - `routerd-model`: config, Kinds, validation, the event envelope;
 //! - `routerd-state`: the SQLite state database;
 //! - `routerd-subscribe`: EventSubscription controller and plugin runner;
-//! - `routerd-dynamic`: merge/render/diff of the effective config.
+//! - `routerd-dynamic`: merge/render/diff of the effective config;
+//! - `routerd-federation` and `routerd-observe`: the transport and the LAN client observer;
+//! - `routerd-apply`: RemoteAddressClaims onto the host (dry-run unless --live).
 //!
 //! Modules here: [`cli`] (clap), [`output`] (tables/JSON/YAML), one module per command group
-//! (`ctl_federation`, `ctl_dynamic`, `ctl_plugin`) and the daemon verbs (`serve`, `demo`).
+//! (`ctl_federation`, `ctl_dynamic`, `ctl_plugin`, `ctl_claims`) and the daemon verbs (`serve`,
+//! `apply`, `demo`).
 
+mod apply;
 pub mod cli;
+mod ctl_claims;
 mod ctl_dynamic;
 mod ctl_federation;
 mod ctl_plugin;
@@ -77,6 +82,7 @@ fn run_routerd(args: Vec<OsString>) -> anyhow::Result<ExitCode> {
     match cli.command {
         cli::RouterdCommand::Serve(a) => serve::run(&a),
         cli::RouterdCommand::Validate(a) => validate(&a.config),
+        cli::RouterdCommand::Apply(a) => apply::run(&a),
         cli::RouterdCommand::Demo(a) => demo::run(&a),
     }
 }
@@ -92,6 +98,7 @@ pub fn run_routerctl(args: Vec<OsString>) -> anyhow::Result<ExitCode> {
         cli::CtlCommand::Federation(c) => ctl_federation::run(c),
         cli::CtlCommand::Dynamic(c) => ctl_dynamic::run(c),
         cli::CtlCommand::Plugin(c) => ctl_plugin::run(c),
+        cli::CtlCommand::Claims(a) => ctl_claims::run(&a),
     }?;
     Ok(ExitCode::SUCCESS)
 }

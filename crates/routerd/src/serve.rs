@@ -22,6 +22,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
 use crate::cli::ServeArgs;
+use routerd_apply::Options;
 
 /// How often the subscription controller runs (Go: 5 s).
 const SUBSCRIPTION_INTERVAL: Duration = Duration::from_secs(5);
@@ -35,10 +36,7 @@ const COALESCE: Duration = Duration::from_millis(50);
 const STOP_GRACE: Duration = Duration::from_secs(4);
 
 pub fn run(a: &ServeArgs) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(
-        !a.live,
-        "--live: applying claims to the host is not available in this build; run without --live (dry-run) or set UCI option live '0'"
-    );
+    let apply = crate::apply::options(&a.apply, true)?;
     let router = crate::load_config(&a.config.config)?;
     let groups = GroupConfig::all(&router)?;
     let store = crate::open_store(&a.state.state_file)?;
@@ -46,10 +44,10 @@ pub fn run(a: &ServeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     if a.once {
-        rt.block_on(once(&router, &groups, store, &a.state.state_file))?;
+        rt.block_on(once(&router, &groups, store, &a.state.state_file, &apply))?;
         return Ok(ExitCode::SUCCESS);
     }
-    rt.block_on(daemon(a, router, store))?;
+    rt.block_on(daemon(a, router, store, apply))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -60,6 +58,7 @@ async fn once(
     groups: &[GroupConfig],
     store: Store,
     db: &Path,
+    apply: &Options,
 ) -> anyhow::Result<()> {
     for cfg in routerd_observe::observers(router)? {
         let name = cfg.name.clone();
@@ -76,6 +75,8 @@ async fn once(
     }
     let report = Controller::once().pass(&store, router, store.now()).await;
     print_report(&report);
+    let applied = crate::apply::merged_pass(&store, router, apply).await?;
+    print!("{}", routerd_apply::print::text(&applied));
     let shared = Arc::new(Mutex::new(store));
     let (_stop, stopped) = watch::channel(false);
     for g in groups {
@@ -123,6 +124,7 @@ impl Transport {
         db: &Path,
         stored: Arc<Notify>,
         changes: Option<watch::Receiver<u64>>,
+        apply: &Options,
     ) -> anyhow::Result<Transport> {
         let (stop, stopped) = watch::channel(false);
         let shared = Arc::new(Mutex::new(crate::open_store(db)?));
@@ -160,6 +162,13 @@ impl Transport {
                 }
             });
         }
+        tasks.spawn(apply_loop(
+            router.clone(),
+            crate::open_store(db)?,
+            apply.clone(),
+            stopped.clone(),
+            changes,
+        ));
         Ok(Transport { tasks, stop })
     }
 
@@ -246,7 +255,12 @@ async fn prune_loop(
     }
 }
 
-async fn daemon(a: &ServeArgs, mut router: Router, store: Store) -> anyhow::Result<()> {
+async fn daemon(
+    a: &ServeArgs,
+    mut router: Router,
+    store: Store,
+    apply: Options,
+) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
@@ -268,6 +282,7 @@ async fn daemon(a: &ServeArgs, mut router: Router, store: Store) -> anyhow::Resu
         &db,
         stored.clone(),
         changes.clone(),
+        &apply,
     )
     .await
     .context("start federation")?;
@@ -309,7 +324,7 @@ async fn daemon(a: &ServeArgs, mut router: Router, store: Store) -> anyhow::Resu
                 _ = hup.recv() => match reload(&a.config.config) {
                     Ok((new, groups)) => {
                         transport.stop().await;
-                        match Transport::start(&new, groups, &db, stored.clone(), changes.clone()).await {
+                        match Transport::start(&new, groups, &db, stored.clone(), changes.clone(), &apply).await {
                             Ok(t) => {
                                 transport = t;
                                 router = new;
@@ -317,7 +332,7 @@ async fn daemon(a: &ServeArgs, mut router: Router, store: Store) -> anyhow::Resu
                             }
                             Err(e) => {
                                 tracing::error!("config reload failed to start ({e:#}); restarting the previous transport");
-                                transport = Transport::start(&router, GroupConfig::all(&router)?, &db, stored.clone(), changes.clone()).await?;
+                                transport = Transport::start(&router, GroupConfig::all(&router)?, &db, stored.clone(), changes.clone(), &apply).await?;
                             }
                         }
                         break false;
@@ -333,6 +348,131 @@ async fn daemon(a: &ServeArgs, mut router: Router, store: Store) -> anyhow::Resu
     transport.stop().await;
     tracing::info!("routerd stopped");
     Ok(())
+}
+
+/// The apply stage: a pass when the stored parts change (a new, updated or deleted part), when
+/// a part expires or a withdrawal falls due, and every 30 s (Go's route/SAM controllers).
+/// Its own writes (journal, statuses) do not wake it: it compares the parts' fingerprint.
+async fn apply_loop(
+    router: Router,
+    mut store: Store,
+    opts: Options,
+    mut stopped: watch::Receiver<bool>,
+    mut changes: Option<watch::Receiver<u64>>,
+) {
+    let mode = if opts.live { "live" } else { "dry-run" };
+    tracing::info!(
+        "apply stage running ({mode}, withdraw grace {})",
+        opts.withdraw_grace
+    );
+    let mut last_body = String::new();
+    let mut last_error = String::new();
+    loop {
+        let fingerprint = store.parts_fingerprint().ok();
+        let mut wake = APPLY_INTERVAL;
+        // A pass holds its connection across netlink awaits, so it runs on a thread of its own
+        // (the connection is Send, not Sync) and hands the connection back.
+        let (router_c, opts_c) = (router.clone(), opts.clone());
+        let result;
+        (store, result) = match tokio::task::spawn_blocking(move || {
+            let r = crate::apply::one_pass(&store, &router_c, &opts_c);
+            (store, r)
+        })
+        .await
+        {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!("apply pass panicked: {e}");
+                return;
+            }
+        };
+        match result {
+            Ok(report) => {
+                last_error.clear();
+                let body = routerd_apply::print::body(&report);
+                if opts.live {
+                    log_live(&report);
+                } else if body != last_body {
+                    tracing::info!(
+                        "apply plan (dry run; --live applies it):\n{}",
+                        body.trim_end()
+                    );
+                }
+                last_body = body;
+                wake = wake.min(next_due(&store, &report));
+            }
+            Err(e) => {
+                let text = format!("{e:#}");
+                if text != last_error {
+                    tracing::error!("apply: {text}");
+                }
+                last_error = text;
+            }
+        }
+        let tick = tokio::time::sleep(wake);
+        tokio::pin!(tick);
+        loop {
+            tokio::select! {
+                _ = &mut tick => break,
+                _ = stopped.changed() => return,
+                changed = wait_change(&mut changes) => {
+                    if !changed { changes = None; continue; }
+                    if store.parts_fingerprint().ok() != fingerprint { break; }
+                }
+            }
+        }
+    }
+}
+
+/// How often the apply stage runs without a reason (Go: 30 s).
+const APPLY_INTERVAL: Duration = Duration::from_secs(30);
+
+/// The sooner of the next part expiry and the next withdrawal due.
+fn next_due(store: &Store, report: &routerd_apply::PassReport) -> Duration {
+    let now = store.now();
+    let parts = store.list_parts().unwrap_or_default();
+    parts
+        .iter()
+        .map(|p| p.expires_at)
+        .filter(|t| *t > now)
+        .chain(
+            report
+                .withdrawals
+                .iter()
+                .filter(|w| w.state == routerd_apply::pass::WithdrawalState::Waiting)
+                .map(|w| w.due),
+        )
+        .map(|t| t.since(now).to_std() + Duration::from_millis(100))
+        .min()
+        .unwrap_or(APPLY_INTERVAL)
+}
+
+fn log_live(report: &routerd_apply::PassReport) {
+    use routerd_apply::pass::{ActionState, WithdrawalState};
+    for c in &report.claims {
+        for a in &c.actions {
+            match a.state {
+                ActionState::Applied => tracing::info!(claim = %c.claim, "applied: {}", a.command),
+                ActionState::Failed => {
+                    tracing::error!(claim = %c.claim, "failed: {}: {}", a.command, a.error)
+                }
+                _ => {}
+            }
+        }
+        if c.actions.is_empty() && !c.reason.is_empty() {
+            tracing::debug!(claim = %c.claim, "{:?} ({}): {}", c.phase, c.reason, c.message);
+        }
+    }
+    for w in &report.withdrawals {
+        let cmd = w.command.as_deref().unwrap_or(&w.key);
+        match w.state {
+            WithdrawalState::Withdrawn => tracing::info!(claim = %w.claim, "withdrawn: {cmd}"),
+            WithdrawalState::Failed => {
+                tracing::error!(claim = %w.claim, "withdraw failed: {cmd}: {}", w.error)
+            }
+            _ => {}
+        }
+    }
 }
 
 fn reload(path: &Path) -> anyhow::Result<(Router, Vec<GroupConfig>)> {

@@ -75,12 +75,12 @@ impl Store {
         )? > 0)
     }
 
-    /// Schedules the withdrawal of an action unless one is already scheduled; returns when it
-    /// is due.
+    /// Schedules the withdrawal of an action; an earlier schedule stands (a later pass does not
+    /// push it back), a shorter grace brings it forward. Returns when it is due.
     pub fn journal_withdraw_at(&self, key: &str, at: Timestamp) -> Result<Option<Timestamp>> {
         self.conn.execute(
-            "UPDATE apply_journal SET withdraw_after = ?2
-             WHERE action_key = ?1 AND withdraw_after IS NULL",
+            "UPDATE apply_journal SET withdraw_after = MIN(COALESCE(withdraw_after, ?2), ?2)
+             WHERE action_key = ?1",
             params![key, at.unix_secs()],
         )?;
         Ok(self
@@ -168,6 +168,11 @@ mod tests {
             .journal_withdraw_at("route a", Timestamp::from_unix(1900))
             .unwrap();
         assert_eq!(due, Some(Timestamp::from_unix(1600)));
+        // A shorter grace brings it forward.
+        let due = store
+            .journal_withdraw_at("route a", Timestamp::from_unix(1300))
+            .unwrap();
+        assert_eq!(due, Some(Timestamp::from_unix(1300)));
         assert!(store.journal_hold("route a").unwrap());
         assert!(!store.journal_hold("route a").unwrap());
         let j = store.journal().unwrap();
@@ -218,7 +223,9 @@ mod tests {
         store
             .replace_claim_statuses(&[row("a", "Planned"), row("b", "Pending")])
             .unwrap();
-        store.replace_claim_statuses(&[row("b", "Installed")]).unwrap();
+        store
+            .replace_claim_statuses(&[row("b", "Installed")])
+            .unwrap();
         let got = store.claim_statuses().unwrap();
         assert_eq!(got, vec![row("b", "Installed")]);
     }

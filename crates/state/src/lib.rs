@@ -83,6 +83,20 @@ impl Store {
         })
     }
 
+    /// A private database in memory (a dry run on a router that has stored nothing yet).
+    pub fn open_in_memory(clock: Arc<dyn Clock>) -> Result<Store> {
+        let mut conn = Connection::open_in_memory()?;
+        schema::migrate(&mut conn).map_err(|source| StateError::Migrate {
+            path: ":memory:".into(),
+            source,
+        })?;
+        Ok(Store {
+            conn,
+            clock,
+            path: PathBuf::from(":memory:"),
+        })
+    }
+
     /// Opens an existing file read-only (the `dynamic` commands); never creates anything.
     pub fn open_read_only(path: &Path, clock: Arc<dyn Clock>) -> Result<Store> {
         let open_err = |message: String| StateError::Open {

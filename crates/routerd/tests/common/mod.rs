@@ -4,6 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod topology;
+#[allow(unused_imports)]
+pub use topology::Topology;
+
 pub const EXAMPLE: &str = include_str!("../../../../examples/receiver-cloud.yaml");
 pub const PACKAGED_PLUGIN: &str =
     "/usr/libexec/routerd/plugins/event-to-remote-claim/bin/event-to-remote-claim";
@@ -132,6 +136,16 @@ impl Lab {
     /// Starts `routerd serve` on this lab's config and state (inside network namespace `ns`
     /// when given), with its log in `<log>` in the lab.
     pub fn spawn_serve(&self, ns: Option<&str>, log: &str) -> std::process::Child {
+        self.spawn_serve_with(ns, log, &[])
+    }
+
+    /// [`Lab::spawn_serve`] with extra flags (`--live`, `--withdraw-grace 0s`).
+    pub fn spawn_serve_with(
+        &self,
+        ns: Option<&str>,
+        log: &str,
+        extra: &[&str],
+    ) -> std::process::Child {
         let mut c = match ns {
             Some(ns) => {
                 let mut c = Command::new("ip");
@@ -147,6 +161,7 @@ impl Lab {
             "--state-file",
             &self.state(),
         ])
+        .args(extra)
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(self.path(log)).unwrap())
         .spawn()

@@ -103,10 +103,20 @@ fn claim_for(event: &Value) -> Option<Value> {
             "delivery": {
                 "peerRef": or(text(payload, "peerRef"), "onprem-main"),
                 "mode": "route",
-                "tunnelInterface": "wg-hybrid"
+                "tunnelInterface": tunnel_interface()
             }
         }
     }))
+}
+
+/// The cloud router's tunnel device: the Plugin resource's `env: {TUNNEL_INTERFACE: …}`, else
+/// `wg-hybrid` as in the example config.
+fn tunnel_interface() -> String {
+    std::env::var("TUNNEL_INTERFACE")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "wg-hybrid".into())
 }
 
 /// `onprem` + `10.88.60.9/32` → `onprem-10-88-60-9`.
