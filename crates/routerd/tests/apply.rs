@@ -176,7 +176,9 @@ fn dry_run_then_live_then_withdrawal_across_a_wireguard_tunnel() {
     assert!(out.starts_with("LIVE"), "{out}");
     let r = routes(&ns);
     assert!(
-        r.contains(&format!("10.88.60.9 dev {wg} proto static scope link metric 120")),
+        r.contains(&format!(
+            "10.88.60.9 dev {wg} proto static scope link metric 120"
+        )),
         "{r}"
     );
     let a = allowed_ips(&ns, &wg);

@@ -298,3 +298,52 @@ fn serve_refuses_live_until_the_apply_stage_exists() {
         "nothing was opened"
     );
 }
+
+#[test]
+fn apply_and_claims_refuse_bad_flags_and_create_nothing() {
+    let lab = Lab::new();
+    lab.write_config(&example_plugin(), "10s");
+    let (config, state) = (lab.config(), lab.state());
+    let base = ["apply", "--config", &config, "--state-file", &state];
+    let cases: [(&[&str], &str); 4] = [
+        (&["--live", "--dry-run"], "--live and --dry-run contradict"),
+        (&["--withdraw-grace", "soon"], "--withdraw-grace \"soon\""),
+        (&["--withdraw-grace=-5m"], "must not be negative"),
+        (&["-o", "yaml"], "yaml"),
+    ];
+    for (flags, want) in cases {
+        let mut args = base.to_vec();
+        args.extend_from_slice(flags);
+        assert_one_line_error(&lab.routerd(&args), want);
+    }
+    assert!(
+        !std::path::Path::new(&state).exists(),
+        "no state file is created by a refused command"
+    );
+    // A dry run on a router that has stored nothing yet works and still creates nothing.
+    let out = lab.routerd(&base);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("DRY RUN"));
+    assert!(text(&out.stdout).contains("no RemoteAddressClaim in the effective config"));
+    assert!(!std::path::Path::new(&state).exists());
+
+    assert_one_line_error(
+        &lab.ctl(&["claims", "--state-file", &state]),
+        "no such file",
+    );
+    assert_one_line_error(
+        &lab.ctl(&["claims", "--state-file", &state, "-o", "csv"]),
+        "csv",
+    );
+    // An empty state says why there is nothing to show.
+    assert!(lab.emit(&[]).status.success());
+    let out = lab.ctl(&["claims", "--state-file", &state]);
+    assert!(out.status.success());
+    assert!(
+        text(&out.stdout).contains("no apply pass has run"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = lab.ctl(&["claims", "--state-file", &state, "-o", "json"]);
+    assert_eq!(text(&out.stdout).trim(), "[]");
+}
