@@ -358,10 +358,10 @@ fn serve_live_applies_new_parts_and_withdraws_deleted_ones() {
     let has_route = || routes(&ns).contains(&format!("10.88.60.9 dev {dev}"));
     assert!(wait_until(Duration::from_secs(15), has_route), "{}", log());
     eprintln!("event to live route: {:?}", start.elapsed());
+    // The pass logs once it is complete, just after the kernel has the route.
+    let applied = format!("applied: ip route replace 10.88.60.9/32 dev {dev} metric 120");
     assert!(
-        log().contains(&format!(
-            "applied: ip route replace 10.88.60.9/32 dev {dev} metric 120"
-        )),
+        wait_until(Duration::from_secs(5), || log().contains(&applied)),
         "{}",
         log()
     );
@@ -382,7 +382,8 @@ fn serve_live_applies_new_parts_and_withdraws_deleted_ones() {
         log()
     );
     assert!(
-        log().contains("withdrawn: ip route del 10.88.60.9/32"),
+        wait_until(Duration::from_secs(5), || log()
+            .contains("withdrawn: ip route del 10.88.60.9/32")),
         "{}",
         log()
     );

@@ -274,28 +274,24 @@ fn an_unwritable_state_location_is_a_clear_error() {
 }
 
 #[test]
-fn serve_refuses_live_until_the_apply_stage_exists() {
+fn serve_refuses_a_bad_withdraw_grace_before_touching_anything() {
     let lab = Lab::new();
     lab.write_config(&example_plugin(), "10s");
     let out = lab.routerd(&[
         "serve",
         "--once",
         "--live",
+        "--withdraw-grace",
+        "10 minutes",
         "--config",
         &lab.config(),
         "--state-file",
         &lab.state(),
     ]);
-    assert!(!out.status.success());
-    assert!(
-        text(&out.stderr)
-            .contains("--live: applying claims to the host is not available in this build"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_one_line_error(&out, "--withdraw-grace \"10 minutes\"");
     assert!(
         !std::path::Path::new(&lab.state()).exists(),
-        "nothing was opened"
+        "refused before the state file is created"
     );
 }
 
