@@ -79,8 +79,8 @@ impl Store {
     /// push it back), a shorter grace brings it forward. Returns when it is due.
     pub fn journal_withdraw_at(&self, key: &str, at: Timestamp) -> Result<Option<Timestamp>> {
         self.conn.execute(
-            "UPDATE apply_journal SET withdraw_after = MIN(COALESCE(withdraw_after, ?2), ?2)
-             WHERE action_key = ?1",
+            "UPDATE apply_journal SET withdraw_after = ?2
+             WHERE action_key = ?1 AND (withdraw_after IS NULL OR withdraw_after > ?2)",
             params![key, at.unix_secs()],
         )?;
         Ok(self
@@ -102,8 +102,22 @@ impl Store {
             > 0)
     }
 
-    /// Replaces every claim status with the outcome of one pass.
-    pub fn replace_claim_statuses(&self, rows: &[ClaimStatusRow]) -> Result<()> {
+    /// Replaces every claim status with the outcome of one pass. Writes nothing when only the
+    /// time differs (a daemon passing every 30 s must not wake every database watcher), so
+    /// `updated_at` is when the outcome last changed. True when something was written.
+    pub fn replace_claim_statuses(&self, rows: &[ClaimStatusRow]) -> Result<bool> {
+        let same = |a: &ClaimStatusRow, b: &ClaimStatusRow| {
+            ClaimStatusRow {
+                updated_at: b.updated_at,
+                ..a.clone()
+            } == *b
+        };
+        let current = self.claim_statuses()?;
+        let mut sorted: Vec<&ClaimStatusRow> = rows.iter().collect();
+        sorted.sort_by(|a, b| a.claim.cmp(&b.claim));
+        if current.len() == sorted.len() && current.iter().zip(&sorted).all(|(a, b)| same(a, b)) {
+            return Ok(false);
+        }
         let tx = self.write_tx()?;
         tx.execute("DELETE FROM apply_claims", [])?;
         {
@@ -125,7 +139,7 @@ impl Store {
             }
         }
         tx.commit()?;
-        Ok(())
+        Ok(true)
     }
 
     pub fn claim_statuses(&self) -> Result<Vec<ClaimStatusRow>> {
@@ -228,5 +242,10 @@ mod tests {
             .unwrap();
         let got = store.claim_statuses().unwrap();
         assert_eq!(got, vec![row("b", "Installed")]);
+        // The same outcome later is not written again; the time stays when it changed.
+        let mut later = row("b", "Installed");
+        later.updated_at = Timestamp::from_unix(2000);
+        assert!(!store.replace_claim_statuses(&[later]).unwrap());
+        assert_eq!(store.claim_statuses().unwrap(), vec![row("b", "Installed")]);
     }
 }
