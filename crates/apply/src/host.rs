@@ -159,14 +159,7 @@ impl Host {
                 public_key,
                 destination,
                 ..
-            } => {
-                // Without replace_allowed_ips WireGuard *adds* to the peer's list.
-                let key = parse_key(interface, public_key)?;
-                let update = DeviceUpdate::new().add_peer(
-                    PeerConfigBuilder::new(&key).add_allowed_ip(IpAddr::V4(*destination), 32),
-                );
-                apply_wireguard(interface, update)
-            }
+            } => self.add_allowed_ips(interface, public_key, &[*destination]),
             Action::ProxyNeighbour { address, interface } => self
                 .handle
                 .neighbours()
@@ -234,29 +227,7 @@ impl Host {
                 public_key,
                 destination,
                 ..
-            } => {
-                if !view.links.contains_key(interface) {
-                    return Ok(());
-                }
-                let peers = read_wireguard(interface).map_err(|message| HostError::WireGuard {
-                    interface: interface.clone(),
-                    message,
-                })?;
-                let Some(peer) = peers.iter().find(|p| &p.public_key == public_key) else {
-                    return Ok(());
-                };
-                let ours = (IpAddr::V4(*destination), 32u8);
-                if !peer.allowed_ips.contains(&ours) {
-                    return Ok(());
-                }
-                // WireGuard has no "remove one allowed IP" in every version: set the rest.
-                let key = parse_key(interface, public_key)?;
-                let mut builder = PeerConfigBuilder::new(&key).replace_allowed_ips();
-                for (ip, len) in peer.allowed_ips.iter().filter(|a| **a != ours) {
-                    builder = builder.add_allowed_ip(*ip, *len);
-                }
-                apply_wireguard(interface, DeviceUpdate::new().add_peer(builder))
-            }
+            } => self.remove_allowed_ips(view, interface, public_key, &[*destination]),
             Action::ProxyNeighbour { address, interface } => {
                 let Some(&index) = view.links.get(interface) else {
                     return Ok(());
@@ -276,6 +247,56 @@ impl Host {
             }
             Action::RemoveAddress { .. } => Ok(()),
         }
+    }
+}
+
+impl Host {
+    /// Adds `ips` (as /32s) to one peer in one WireGuard call. Without `replace_allowed_ips`
+    /// WireGuard *adds* to the peer's list, so what else it allows is left as it is.
+    pub fn add_allowed_ips(
+        &self,
+        interface: &str,
+        public_key: &str,
+        ips: &[Ipv4Addr],
+    ) -> Result<(), HostError> {
+        let key = parse_key(interface, public_key)?;
+        let peer = ips.iter().fold(PeerConfigBuilder::new(&key), |b, ip| {
+            b.add_allowed_ip(IpAddr::V4(*ip), 32)
+        });
+        apply_wireguard(interface, DeviceUpdate::new().add_peer(peer))
+    }
+
+    /// Takes exactly `ips`/32 out of one peer's allowed IPs in one call; covering prefixes and
+    /// the peer's other entries stay. Entries (or the peer, or the interface) already gone are
+    /// not an error.
+    pub fn remove_allowed_ips(
+        &self,
+        view: &HostView,
+        interface: &str,
+        public_key: &str,
+        ips: &[Ipv4Addr],
+    ) -> Result<(), HostError> {
+        if !view.links.contains_key(interface) {
+            return Ok(());
+        }
+        let peers = read_wireguard(interface).map_err(|message| HostError::WireGuard {
+            interface: interface.into(),
+            message,
+        })?;
+        let Some(peer) = peers.iter().find(|p| p.public_key == public_key) else {
+            return Ok(());
+        };
+        let ours = |a: &(IpAddr, u8)| matches!(a, (IpAddr::V4(ip), 32) if ips.contains(ip));
+        if !peer.allowed_ips.iter().any(ours) {
+            return Ok(());
+        }
+        // Not every WireGuard can remove one allowed IP: set the rest.
+        let key = parse_key(interface, public_key)?;
+        let builder = peer.allowed_ips.iter().filter(|a| !ours(a)).fold(
+            PeerConfigBuilder::new(&key).replace_allowed_ips(),
+            |b, (ip, len)| b.add_allowed_ip(*ip, *len),
+        );
+        apply_wireguard(interface, DeviceUpdate::new().add_peer(builder))
     }
 }
 

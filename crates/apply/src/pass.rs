@@ -2,7 +2,7 @@
 //! what no claim wants any more. Dry-run reads the host but changes nothing, not even the
 //! journal.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use routerd_model::{GoDuration, Router, Timestamp};
 use routerd_state::{ClaimStatusRow, Store};
@@ -173,87 +173,120 @@ pub async fn pass(
     let mut claims = Vec::with_capacity(plans.len());
     let mut desired = HashSet::new();
     let mut held = HashSet::new();
+    // (claim index, action index) of the actions this live pass must carry out.
+    let mut todo = Vec::new();
     for p in &plans {
-        if let Some(problem) = &p.problem {
+        if p.problem.is_some() {
             held.insert(p.claim.clone());
-            claims.push(ClaimOutcome {
-                claim: p.claim.clone(),
-                address: p.address.clone(),
-                route_name: p.route_name.clone(),
-                phase: if problem.pending {
-                    Phase::Pending
-                } else {
-                    Phase::Error
-                },
-                reason: problem.reason,
-                message: problem.message.clone(),
-                actions: Vec::new(),
-            });
-            continue;
         }
         let mut actions = Vec::with_capacity(p.actions.len());
         for pa in &p.actions {
-            let key = pa.action.key();
-            desired.insert(key.clone());
-            let mut outcome = ActionOutcome {
-                state: ActionState::InPlace,
+            desired.insert(pa.action.key());
+            let state = match live {
+                _ if pa.in_place => ActionState::InPlace,
+                None => ActionState::WouldRun,
+                Some(_) => {
+                    todo.push((claims.len(), actions.len()));
+                    ActionState::Applied
+                }
+            };
+            actions.push(ActionOutcome {
+                state,
                 command: pa.action.command(),
                 action: pa.action.clone(),
                 error: String::new(),
-            };
-            match live {
-                _ if pa.in_place => {}
-                None => outcome.state = ActionState::WouldRun,
-                Some((host, view)) => {
-                    outcome.state = ActionState::Applied;
-                    let withdrawable = pa.action.is_withdrawable();
-                    if withdrawable {
-                        // Intent first: a crash after the change still leaves a record.
-                        let json = serde_json::to_string(&pa.action).unwrap_or_default();
-                        store.journal_record(&key, &p.claim, &json)?;
-                    }
-                    if let Err(e) = host.install(view, &pa.action).await {
-                        outcome.state = ActionState::Failed;
-                        outcome.error = e.to_string();
-                        if withdrawable && !journaled.contains(key.as_str()) {
-                            store.journal_remove(&key)?;
-                        }
-                    }
+            });
+        }
+        claims.push(ClaimOutcome {
+            claim: p.claim.clone(),
+            address: p.address.clone(),
+            route_name: p.route_name.clone(),
+            phase: Phase::Installed,
+            reason: p.problem.as_ref().map_or("", |pr| pr.reason),
+            message: p
+                .problem
+                .as_ref()
+                .map(|pr| pr.message.clone())
+                .unwrap_or_default(),
+            actions,
+        });
+    }
+
+    if let Some((host, view)) = live.filter(|_| !todo.is_empty()) {
+        // Intents first, in one transaction: a crash after a change still leaves a record.
+        let intents: Vec<(String, &str, String)> = todo
+            .iter()
+            .map(|&(c, a)| (&claims[c], &claims[c].actions[a].action))
+            .filter(|(_, action)| action.is_withdrawable())
+            .map(|(c, action)| {
+                let json = serde_json::to_string(&action.journal_form()).unwrap_or_default();
+                (action.key(), c.claim.as_str(), json)
+            })
+            .collect();
+        let rows: Vec<(&str, &str, &str)> = intents
+            .iter()
+            .map(|(k, c, j)| (k.as_str(), *c, j.as_str()))
+            .collect();
+        store.journal_record_many(&rows)?;
+        let errors = execute(host, view, &claims, &todo).await;
+        let mut forget = Vec::new();
+        for ((c, a), error) in todo.iter().zip(errors) {
+            if let Some(e) = error {
+                let outcome = &mut claims[*c].actions[*a];
+                outcome.state = ActionState::Failed;
+                outcome.error = e;
+                let key = outcome.action.key();
+                if outcome.action.is_withdrawable() && !journaled.contains(key.as_str()) {
+                    forget.push(key);
                 }
             }
-            actions.push(outcome);
         }
-        let failed = actions.iter().find(|a| a.state == ActionState::Failed);
-        let (phase, reason, message) = match failed {
+        store.journal_remove_many(&forget.iter().map(String::as_str).collect::<Vec<_>>())?;
+    }
+
+    for (c, p) in claims.iter_mut().zip(&plans) {
+        if let Some(problem) = &p.problem {
+            c.phase = if problem.pending {
+                Phase::Pending
+            } else {
+                Phase::Error
+            };
+            continue;
+        }
+        let failed = c.actions.iter().find(|a| a.state == ActionState::Failed);
+        (c.phase, c.reason, c.message) = match failed {
             Some(f) => (
                 Phase::Error,
                 "ApplyFailed",
                 format!("{}: {}", f.command, f.error),
             ),
-            None if actions.iter().any(|a| a.state == ActionState::WouldRun) => {
+            None if c.actions.iter().any(|a| a.state == ActionState::WouldRun) => {
                 (Phase::Planned, "", String::new())
             }
             None => (Phase::Installed, "", String::new()),
         };
-        claims.push(ClaimOutcome {
-            claim: p.claim.clone(),
-            address: p.address.clone(),
-            route_name: p.route_name.clone(),
-            phase,
-            reason,
-            message,
-            actions,
-        });
     }
 
     let mut withdrawals = Vec::new();
+    let mut due_actions = Vec::new();
+    let mut leaving = Vec::new();
     for entry in &journal {
         if desired.contains(&entry.key) || held.contains(&entry.claim) {
-            if opts.live {
+            if opts.live && entry.withdraw_after.is_some() {
                 store.journal_hold(&entry.key)?;
             }
-            continue;
+        } else {
+            leaving.push(entry);
         }
+    }
+    // Live: schedule every withdrawal in one transaction (the deadline only moves earlier).
+    let scheduled = if opts.live {
+        let keys: Vec<&str> = leaving.iter().map(|e| e.key.as_str()).collect();
+        store.journal_withdraw_many(&keys, now.add(opts.withdraw_grace))?
+    } else {
+        vec![None; leaving.len()]
+    };
+    for (entry, scheduled) in leaving.into_iter().zip(scheduled) {
         let action: Option<Action> = serde_json::from_str(&entry.action_json).ok();
         let mut w = WithdrawalOutcome {
             claim: entry.claim.clone(),
@@ -265,31 +298,37 @@ pub async fn pass(
             command: action.as_ref().and_then(|a| undo_command(a, view.as_ref())),
             error: String::new(),
         };
-        if opts.live {
-            w.due = store
-                .journal_withdraw_at(&entry.key, now.add(opts.withdraw_grace))?
-                .unwrap_or(w.due);
+        if let Some(due) = scheduled {
+            w.due = due;
         }
         if now >= w.due {
-            w.state = match (live, &action) {
+            w.state = match (live, action) {
                 (None, _) => WithdrawalState::WouldWithdraw,
                 (Some(_), None) => {
                     w.error = "the journal entry cannot be read; remove it by hand".into();
                     WithdrawalState::Failed
                 }
-                (Some((host, view)), Some(action)) => match host.undo(view, action).await {
-                    Ok(()) => {
-                        store.journal_remove(&entry.key)?;
-                        WithdrawalState::Withdrawn
-                    }
-                    Err(e) => {
-                        w.error = e.to_string();
-                        WithdrawalState::Failed
-                    }
-                },
+                (Some(_), Some(action)) => {
+                    due_actions.push((withdrawals.len(), action));
+                    WithdrawalState::Withdrawn
+                }
             };
         }
         withdrawals.push(w);
+    }
+    if let Some((host, view)) = live.filter(|_| !due_actions.is_empty()) {
+        let errors = undo(host, view, &due_actions).await;
+        let mut gone = Vec::new();
+        for ((i, _), error) in due_actions.iter().zip(errors) {
+            match error {
+                None => gone.push(withdrawals[*i].key.clone()),
+                Some(e) => {
+                    withdrawals[*i].state = WithdrawalState::Failed;
+                    withdrawals[*i].error = e;
+                }
+            }
+        }
+        store.journal_remove_many(&gone.iter().map(String::as_str).collect::<Vec<_>>())?;
     }
 
     let report = PassReport {
@@ -303,6 +342,85 @@ pub async fn pass(
         store.replace_claim_statuses(&status_rows(&report))?;
     }
     Ok(report)
+}
+
+/// Carries out the `todo` actions: one netlink request each, and one WireGuard call per peer
+/// for all its new allowed IPs. Returns each action's error, in order.
+async fn execute(
+    host: &Host,
+    view: &HostView,
+    claims: &[ClaimOutcome],
+    todo: &[(usize, usize)],
+) -> Vec<Option<String>> {
+    let actions: Vec<&Action> = todo
+        .iter()
+        .map(|&(c, a)| &claims[c].actions[a].action)
+        .collect();
+    let mut errors = vec![None; actions.len()];
+    let mut peers: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
+    for (i, action) in actions.iter().enumerate() {
+        match action {
+            Action::AllowedIp {
+                interface,
+                public_key,
+                ..
+            } => peers.entry((interface, public_key)).or_default().push(i),
+            _ => {
+                errors[i] = host
+                    .install(view, action)
+                    .await
+                    .err()
+                    .map(|e| e.to_string())
+            }
+        }
+    }
+    for ((interface, key), members) in peers {
+        let ips: Vec<_> = members
+            .iter()
+            .filter_map(|&i| destination(actions[i]))
+            .collect();
+        if let Err(e) = host.add_allowed_ips(interface, key, &ips) {
+            for i in members {
+                errors[i] = Some(e.to_string());
+            }
+        }
+    }
+    errors
+}
+
+/// Undoes the due withdrawals, grouped like [`execute`]. Returns each one's error, in order.
+async fn undo(host: &Host, view: &HostView, due: &[(usize, Action)]) -> Vec<Option<String>> {
+    let mut errors = vec![None; due.len()];
+    let mut peers: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
+    for (i, (_, action)) in due.iter().enumerate() {
+        match action {
+            Action::AllowedIp {
+                interface,
+                public_key,
+                ..
+            } => peers.entry((interface, public_key)).or_default().push(i),
+            _ => errors[i] = host.undo(view, action).await.err().map(|e| e.to_string()),
+        }
+    }
+    for ((interface, key), members) in peers {
+        let ips: Vec<_> = members
+            .iter()
+            .filter_map(|&i| destination(&due[i].1))
+            .collect();
+        if let Err(e) = host.remove_allowed_ips(view, interface, key, &ips) {
+            for i in members {
+                errors[i] = Some(e.to_string());
+            }
+        }
+    }
+    errors
+}
+
+fn destination(a: &Action) -> Option<std::net::Ipv4Addr> {
+    match a {
+        Action::AllowedIp { destination, .. } => Some(*destination),
+        _ => None,
+    }
 }
 
 /// The undo command as it would run now (the WireGuard form lists what would remain).
@@ -329,6 +447,27 @@ fn undo_command(action: &Action, view: Option<&HostView>) -> Option<String> {
     action.undo_command(remaining.as_deref())
 }
 
+/// What `routerctl claims` keeps of an action: its state and the host object it names (the
+/// full `wg set` list would make the stored status grow with the square of the claims).
+#[derive(Serialize)]
+struct StoredAction<'a> {
+    state: ActionState,
+    key: String,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    error: &'a str,
+}
+
+fn compact(actions: &[ActionOutcome]) -> Vec<StoredAction<'_>> {
+    actions
+        .iter()
+        .map(|a| StoredAction {
+            state: a.state,
+            key: a.action.key(),
+            error: &a.error,
+        })
+        .collect()
+}
+
 fn status_rows(report: &PassReport) -> Vec<ClaimStatusRow> {
     report
         .claims
@@ -339,7 +478,8 @@ fn status_rows(report: &PassReport) -> Vec<ClaimStatusRow> {
             phase: c.phase.as_str().into(),
             reason: c.reason.into(),
             message: c.message.clone(),
-            actions_json: serde_json::to_string(&c.actions).unwrap_or_else(|_| "[]".into()),
+            actions_json: serde_json::to_string(&compact(&c.actions))
+                .unwrap_or_else(|_| "[]".into()),
             dry_run: !report.live,
             updated_at: report.at,
         })

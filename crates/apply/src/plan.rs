@@ -36,6 +36,7 @@ pub enum Action {
         interface: String,
         public_key: String,
         destination: Ipv4Addr,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         allowed_ips: Vec<String>,
     },
     /// `ip neigh replace proxy <address> dev <interface>`.
@@ -140,6 +141,24 @@ impl Action {
         }
     }
 
+    /// The form kept in the apply journal: enough to undo, without the peer's whole list.
+    pub fn journal_form(&self) -> Action {
+        match self {
+            Action::AllowedIp {
+                interface,
+                public_key,
+                destination,
+                ..
+            } => Action::AllowedIp {
+                interface: interface.clone(),
+                public_key: public_key.clone(),
+                destination: *destination,
+                allowed_ips: Vec::new(),
+            },
+            other => other.clone(),
+        }
+    }
+
     /// Whether routerd installs something it must later take away.
     pub fn is_withdrawable(&self) -> bool {
         !matches!(self, Action::RemoveAddress { .. })
@@ -232,11 +251,11 @@ pub struct WgPeer {
 impl WgPeer {
     pub fn covers(&self, ip: Ipv4Addr) -> bool {
         self.allowed_ips.iter().any(|(net, len)| match net {
-            IpAddr::V4(net) => {
-                *len <= 32
-                    && parse_ipv4_prefix(&format!("{net}/{len}")).is_ok_and(|n| n.contains(ip))
+            IpAddr::V4(net) if *len <= 32 => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(*len)).unwrap_or(0);
+                u32::from(*net) & mask == u32::from(ip) & mask
             }
-            IpAddr::V6(_) => false,
+            _ => false,
         })
     }
 
@@ -524,13 +543,17 @@ impl Planner<'_> {
                     ));
                 };
                 if peer.covers(dest) {
+                    let list = self
+                        .peer_lists
+                        .entry((device.to_string(), key.clone()))
+                        .or_insert_with(|| peer.allowed_ip_strings());
                     return Ok(Some(PlannedAction {
                         in_place: true,
                         action: Action::AllowedIp {
                             interface: device.to_string(),
                             public_key: key,
                             destination: dest,
-                            allowed_ips: peer.allowed_ip_strings(),
+                            allowed_ips: list.clone(),
                         },
                     }));
                 }

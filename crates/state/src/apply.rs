@@ -56,13 +56,25 @@ impl Store {
     /// Records an action about to be installed; an existing entry keeps its install time and
     /// stops being withdrawn.
     pub fn journal_record(&self, key: &str, claim: &str, action_json: &str) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO apply_journal (action_key, claim, action_json, installed_at)
-             VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT(action_key) DO UPDATE SET claim = excluded.claim,
-                 action_json = excluded.action_json, withdraw_after = NULL",
-            params![key, claim, action_json, self.now().unix_secs()],
-        )?;
+        self.journal_record_many(&[(key, claim, action_json)])
+    }
+
+    /// [`Store::journal_record`] for many actions in one transaction: (key, claim, action).
+    pub fn journal_record_many(&self, entries: &[(&str, &str, &str)]) -> Result<()> {
+        let tx = self.write_tx()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO apply_journal (action_key, claim, action_json, installed_at)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(action_key) DO UPDATE SET claim = excluded.claim,
+                     action_json = excluded.action_json, withdraw_after = NULL",
+            )?;
+            let now = self.now().unix_secs();
+            for (key, claim, json) in entries {
+                stmt.execute(params![key, claim, json, now])?;
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 
@@ -78,28 +90,56 @@ impl Store {
     /// Schedules the withdrawal of an action; an earlier schedule stands (a later pass does not
     /// push it back), a shorter grace brings it forward. Returns when it is due.
     pub fn journal_withdraw_at(&self, key: &str, at: Timestamp) -> Result<Option<Timestamp>> {
-        self.conn.execute(
-            "UPDATE apply_journal SET withdraw_after = ?2
-             WHERE action_key = ?1 AND (withdraw_after IS NULL OR withdraw_after > ?2)",
-            params![key, at.unix_secs()],
-        )?;
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT withdraw_after FROM apply_journal WHERE action_key = ?1",
-                [key],
-                |r| r.get::<_, Option<i64>>(0),
-            )
-            .optional()?
-            .flatten()
-            .map(Timestamp::from_unix))
+        Ok(self.journal_withdraw_many(&[key], at)?.pop().flatten())
+    }
+
+    /// [`Store::journal_withdraw_at`] for many entries in one transaction; returns each
+    /// entry's due time, in order (`None` for a key that is not in the journal).
+    pub fn journal_withdraw_many(
+        &self,
+        keys: &[&str],
+        at: Timestamp,
+    ) -> Result<Vec<Option<Timestamp>>> {
+        let tx = self.write_tx()?;
+        let mut due = Vec::with_capacity(keys.len());
+        {
+            let mut update = tx.prepare_cached(
+                "UPDATE apply_journal SET withdraw_after = ?2
+                 WHERE action_key = ?1 AND (withdraw_after IS NULL OR withdraw_after > ?2)",
+            )?;
+            let mut select = tx
+                .prepare_cached("SELECT withdraw_after FROM apply_journal WHERE action_key = ?1")?;
+            for key in keys {
+                update.execute(params![key, at.unix_secs()])?;
+                due.push(
+                    select
+                        .query_row([key], |r| r.get::<_, Option<i64>>(0))
+                        .optional()?
+                        .flatten()
+                        .map(Timestamp::from_unix),
+                );
+            }
+        }
+        tx.commit()?;
+        Ok(due)
     }
 
     pub fn journal_remove(&self, key: &str) -> Result<bool> {
-        Ok(self
-            .conn
-            .execute("DELETE FROM apply_journal WHERE action_key = ?1", [key])?
-            > 0)
+        Ok(self.journal_remove_many(&[key])? > 0)
+    }
+
+    /// Removes many entries in one transaction; returns how many there were.
+    pub fn journal_remove_many(&self, keys: &[&str]) -> Result<usize> {
+        let tx = self.write_tx()?;
+        let mut n = 0;
+        {
+            let mut stmt = tx.prepare_cached("DELETE FROM apply_journal WHERE action_key = ?1")?;
+            for key in keys {
+                n += stmt.execute([key])?;
+            }
+        }
+        tx.commit()?;
+        Ok(n)
     }
 
     /// Replaces every claim status with the outcome of one pass. Writes nothing when only the
