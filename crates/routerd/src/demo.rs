@@ -91,6 +91,10 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<ExitCode> {
             &state_s,
         ],
     )?;
+    step(
+        "routerctl claims --state-file routerd.db",
+        &["routerctl", "claims", "--state-file", &state_s],
+    )?;
     if a.keep {
         println!("\nkept {}", dir.display());
     } else {
