@@ -50,6 +50,16 @@ pub fn main_from(args: Vec<OsString>) -> ExitCode {
         println!("{VERSION}");
         return ExitCode::SUCCESS;
     }
+    // Commands that print should end quietly when their reader goes away (`| head`), as other
+    // Unix tools do; Rust ignores SIGPIPE and would panic on the failed write instead. The
+    // daemon keeps ignoring it: its output is logd's pipe and a broken log must not kill it.
+    if !args.iter().skip(1).any(|a| a == "serve") {
+        use nix::sys::signal::{signal, SigHandler, Signal};
+        // SAFETY: set once, before any thread starts; the default action needs no handler.
+        unsafe {
+            let _ = signal(Signal::SIGPIPE, SigHandler::SigDfl);
+        }
+    }
     let args = cli::normalize_go_flags(args);
     let result = if name.starts_with("routerctl") {
         run_routerctl(args)
