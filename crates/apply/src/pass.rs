@@ -358,7 +358,12 @@ async fn execute(
         .collect();
     let mut errors = vec![None; actions.len()];
     let mut peers: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
-    for (i, action) in actions.iter().enumerate() {
+    // Address removals first: deleting an interface's last IPv4 address makes the kernel flush
+    // its neighbour table, proxy entries included.
+    let mut order: Vec<usize> = (0..actions.len()).collect();
+    order.sort_by_key(|&i| !matches!(actions[i], Action::RemoveAddress { .. }));
+    for i in order {
+        let action = actions[i];
         match action {
             Action::AllowedIp {
                 interface,

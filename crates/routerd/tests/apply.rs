@@ -388,3 +388,108 @@ fn serve_live_applies_new_parts_and_withdraws_deleted_ones() {
         log()
     );
 }
+
+/// proxy-arp and provider-secondary-ip captures on a real kernel: the proxy neighbour entry is
+/// installed and withdrawn; an address the OS must not own is removed (and not put back).
+#[test]
+fn captures_install_a_proxy_entry_and_remove_an_owned_address() {
+    if let Some(why) = netns_unavailable(&["ip"]) {
+        eprintln!("SKIPPED captures_install_a_proxy_entry: {why}");
+        return;
+    }
+    let lab = Lab::new();
+    let tag = format!("{:x}", std::process::id() % 0xfffff);
+    let (ns, lan, tun) = (format!("rdC{tag}"), format!("cL{tag}"), format!("cT{tag}"));
+    run(&format!("ip netns add {ns}"));
+    struct Cleanup(String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = sh(&format!("ip netns del {}", self.0));
+        }
+    }
+    let _cleanup = Cleanup(ns.clone());
+    run(&format!("ip -n {ns} link add {lan} type veth peer name {tun} && ip -n {ns} link set {lan} up && ip -n {ns} link set {tun} up"));
+    run(&format!("ip -n {ns} addr add 10.88.60.21/24 dev {lan}"));
+    let claims = format!(
+        "
+    - apiVersion: hybrid.routerd.net/v1alpha1
+      kind: RemoteAddressClaim
+      metadata: {{name: lan-proxy}}
+      spec:
+        domainRef: cloudedge-same-subnet
+        address: 10.88.60.20/32
+        ownerSide: onprem
+        capture: {{type: proxy-arp, interface: {lan}}}
+        delivery: {{peerRef: onprem-main, mode: route, tunnelInterface: {tun}}}
+    - apiVersion: hybrid.routerd.net/v1alpha1
+      kind: RemoteAddressClaim
+      metadata: {{name: cloud-secondary}}
+      spec:
+        domainRef: cloudedge-same-subnet
+        address: 10.88.60.21/32
+        ownerSide: onprem
+        capture: {{type: provider-secondary-ip, providerRef: example-provider, providerMode: secondary-ip, nicRef: nic}}
+        delivery: {{peerRef: onprem-main, mode: route, tunnelInterface: {tun}}}
+"
+    );
+    lab.write_config(&example_plugin(), "10s");
+    let base = std::fs::read_to_string(lab.config()).unwrap();
+    std::fs::write(lab.config(), format!("{base}{claims}")).unwrap();
+
+    let (ok, out) = apply(&lab, &ns, &[]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "would run  ip neigh replace proxy 10.88.60.20 dev {lan}"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("would run  ip addr del 10.88.60.21/24 dev {lan}")),
+        "{out}"
+    );
+
+    let (ok, out) = apply(&lab, &ns, &["--live", "--withdraw-grace", "0s"]);
+    assert!(ok, "{out}");
+    let proxies = text(&sh(&format!("ip -n {ns} neigh show proxy")).stdout);
+    assert!(
+        proxies.contains(&format!("10.88.60.20 dev {lan}")),
+        "{proxies}\n{out}"
+    );
+    let addrs = text(&sh(&format!("ip -n {ns} -4 addr show dev {lan}")).stdout);
+    assert!(
+        !addrs.contains("10.88.60.21"),
+        "the OS must not own the address: {addrs}"
+    );
+    let r = routes(&ns);
+    assert!(
+        r.contains(&format!("10.88.60.20 dev {tun}"))
+            && r.contains(&format!("10.88.60.21 dev {tun}")),
+        "{r}"
+    );
+    let (ok, again) = apply(&lab, &ns, &["--live", "-o", "json"]);
+    assert!(
+        ok && !again.contains("\"applied\""),
+        "nothing left to do: {again}"
+    );
+
+    // The claims go: routes and the proxy entry are withdrawn; the address is not put back.
+    std::fs::write(lab.config(), &base).unwrap();
+    let (ok, out) = apply(&lab, &ns, &["--live", "--withdraw-grace", "0s"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "withdrawn  ip neigh del proxy 10.88.60.20 dev {lan}"
+        )),
+        "{out}"
+    );
+    let proxies = text(&sh(&format!("ip -n {ns} neigh show proxy")).stdout);
+    assert!(!proxies.contains("10.88.60.20"), "{proxies}");
+    let r = routes(&ns);
+    assert!(
+        !r.contains("10.88.60.20") && !r.contains("10.88.60.21 dev"),
+        "{r}"
+    );
+    let addrs = text(&sh(&format!("ip -n {ns} -4 addr show dev {lan}")).stdout);
+    assert!(!addrs.contains("10.88.60.21"), "{addrs}");
+}

@@ -170,13 +170,19 @@ fn routerd_demo_runs_the_flow_on_the_embedded_config() {
         "{stdout}"
     );
     // The apply stage's dry run (its phase depends on this machine's interfaces).
-    assert!(stdout.contains("DRY RUN: nothing on the host is changed"), "{stdout}");
+    assert!(
+        stdout.contains("DRY RUN: nothing on the host is changed"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("RemoteAddressClaim onprem-10-88-60-9 (10.88.60.9/32): "),
         "{stdout}"
     );
     assert!(stdout.contains("$ routerctl claims"), "{stdout}");
-    assert!(stdout.contains("onprem-10-88-60-9  10.88.60.9/32"), "{stdout}");
+    assert!(
+        stdout.contains("onprem-10-88-60-9  10.88.60.9/32"),
+        "{stdout}"
+    );
 }
 
 #[test]
