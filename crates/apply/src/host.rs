@@ -6,7 +6,6 @@
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::Path;
 
 use futures_util::TryStreamExt;
 use netlink_packet_route::address::AddressAttribute;
@@ -334,10 +333,7 @@ fn host_route(m: &RouteMessage, name_of: &dyn Fn(u32) -> String) -> Option<HostR
 }
 
 fn backend(interface: &str) -> Backend {
-    let userspace = ["/var/run/wireguard", "/run/wireguard"]
-        .iter()
-        .any(|d| Path::new(d).join(format!("{interface}.sock")).exists());
-    if userspace {
+    if crate::uapi::socket_path(interface).is_some() {
         Backend::Userspace
     } else {
         Backend::Kernel
@@ -352,8 +348,11 @@ fn iface_name(interface: &str) -> Result<InterfaceName, String> {
 
 /// The live peers of a WireGuard interface; an error text when it is not one or cannot be read.
 pub fn read_wireguard(interface: &str) -> Result<Vec<WgPeer>, String> {
+    if let Some(socket) = crate::uapi::socket_path(interface) {
+        return crate::uapi::read_peers(&socket);
+    }
     let name = iface_name(interface)?;
-    let device = Device::get(&name, backend(interface)).map_err(|e| e.to_string())?;
+    let device = Device::get(&name, Backend::Kernel).map_err(|e| e.to_string())?;
     Ok(device
         .peers
         .iter()
@@ -385,7 +384,7 @@ fn apply_wireguard(interface: &str, update: DeviceUpdate) -> Result<(), HostErro
     // The userspace backend would *start* a WireGuard process for a missing socket; routerd
     // only changes interfaces that exist.
     if backend == Backend::Userspace
-        || Device::get(&iface_name(interface).map_err(err)?, backend).is_ok()
+        || Device::get(&iface_name(interface).map_err(err)?, Backend::Kernel).is_ok()
     {
         update
             .apply(&iface_name(interface).map_err(err)?, backend)
