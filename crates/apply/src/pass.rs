@@ -155,6 +155,26 @@ pub async fn pass(
     opts: &Options,
 ) -> Result<PassReport, ApplyError> {
     let now = store.now();
+    let journal = store.journal()?;
+    let no_claims = router
+        .specs(routerd_model::resource::pick::remote_address_claim)
+        .next()
+        .is_none();
+    if no_claims && journal.is_empty() {
+        // Nothing to plan and nothing to withdraw: leave the host unread (a full routing table
+        // is not dumped every 30 s for nothing).
+        let report = PassReport {
+            live: opts.live,
+            at: now,
+            host_error: None,
+            claims: Vec::new(),
+            withdrawals: Vec::new(),
+        };
+        if opts.record {
+            store.replace_claim_statuses(&[])?;
+        }
+        return Ok(report);
+    }
     let read = async {
         let host = Host::connect()?;
         let view = host.read(&plan::wireguard_interfaces(router)).await?;
@@ -166,7 +186,6 @@ pub async fn pass(
         Err(e) => (None, None, Some(e.to_string())),
     };
     let plans = plan::plan(router, view.as_ref());
-    let journal = store.journal()?;
     let journaled: HashSet<&str> = journal.iter().map(|j| j.key.as_str()).collect();
     let live = host.as_ref().filter(|_| opts.live).zip(view.as_ref());
 
