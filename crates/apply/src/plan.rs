@@ -366,10 +366,28 @@ pub fn plan(router: &Router, host: Option<&HostView>) -> Vec<ClaimPlan> {
         destinations: HashMap::new(),
         peer_lists: HashMap::new(),
     };
-    router
+    let mut plans: Vec<ClaimPlan> = router
         .specs(pick::remote_address_claim)
         .map(|(r, c)| planner.claim(r, c))
-        .collect()
+        .collect();
+    // Removing an interface's last IPv4 address makes the kernel flush its neighbour table,
+    // proxy entries included: where an address goes, the proxy entries are put in again.
+    let flushed: BTreeSet<String> = plans
+        .iter()
+        .flat_map(|p| &p.actions)
+        .filter_map(|a| match &a.action {
+            Action::RemoveAddress { interface, .. } => Some(interface.clone()),
+            _ => None,
+        })
+        .collect();
+    for a in plans.iter_mut().flat_map(|p| &mut p.actions) {
+        if let Action::ProxyNeighbour { interface, .. } = &a.action {
+            if flushed.contains(interface) {
+                a.in_place = false;
+            }
+        }
+    }
+    plans
 }
 
 struct Planner<'a> {

@@ -324,3 +324,32 @@ fn the_plan_reads_wireguard_only_where_it_may_need_it() {
         vec!["wg-hybrid".to_string(), "wg-other".to_string()]
     );
 }
+
+#[test]
+fn proxy_entries_are_put_in_again_where_an_address_is_removed() {
+    let r = with(vec![
+        claim("proxy", "10.88.60.20/32", |c| {
+            c.capture = ClaimCapture {
+                capture_type: "proxy-arp".into(),
+                interface: "br-lan".into(),
+                ..Default::default()
+            }
+        }),
+        claim("secondary", "10.88.60.21/32", |_| {}),
+    ]);
+    let mut h = host();
+    h.proxies
+        .insert((Ipv4Addr::new(10, 88, 60, 20), "br-lan".into()));
+    let proxy_in_place = |h: &HostView| plan(&r, Some(h))[0].actions.last().unwrap().in_place;
+    assert!(proxy_in_place(&h));
+    // The secondary IP sits on br-lan: its removal may flush br-lan's proxy entries.
+    h.addresses.push(HostAddress {
+        interface: "br-lan".into(),
+        address: Ipv4Addr::new(10, 88, 60, 21),
+        prefix_len: 24,
+    });
+    assert!(!proxy_in_place(&h));
+    // On another interface it does not matter.
+    h.addresses[0].interface = "eth0".into();
+    assert!(proxy_in_place(&h));
+}
