@@ -98,15 +98,6 @@ pub fn run(a: &ClaimsArgs) -> anyhow::Result<()> {
 
 fn row(v: &ClaimView) -> Vec<String> {
     let actions = v.actions.as_array().map(Vec::as_slice).unwrap_or_default();
-    let done = actions
-        .iter()
-        .filter(|a| {
-            matches!(
-                a.get("state").and_then(|s| s.as_str()),
-                Some("inPlace" | "applied")
-            )
-        })
-        .count();
     let mut detail = match (v.reason.is_empty(), v.message.is_empty()) {
         (false, false) => format!("{}: {}", v.reason, v.message),
         (false, true) => v.reason.clone(),
@@ -120,11 +111,11 @@ fn row(v: &ClaimView) -> Vec<String> {
     } else if v.dry_run && v.phase == "Planned" {
         detail = "dry run: routerd is not applying (--live)".into();
     }
-    let actions = if v.phase == "Withdrawing" {
-        format!("{}", actions.len())
-    } else {
-        format!("{done}/{}", actions.len())
-    };
+    let actions = actions
+        .iter()
+        .map(action_cell)
+        .collect::<Vec<_>>()
+        .join(" ");
     vec![
         v.claim.clone(),
         v.address.clone(),
@@ -133,4 +124,23 @@ fn row(v: &ClaimView) -> Vec<String> {
         detail,
         v.updated_at.display_cell(),
     ]
+}
+
+/// `route=applied`, `allowed-ip=inPlace`, …: the kind of host object and what became of it. A
+/// status row names the object by its journal key; a journal row (a claim that is gone) by its
+/// action type, and what it has is installed.
+fn action_cell(a: &serde_json::Value) -> String {
+    let text = |k: &str| a.get(k).and_then(|v| v.as_str()).unwrap_or("");
+    let (kind, state) = match text("key").split_whitespace().next() {
+        Some(kind) => (kind.to_string(), text("state").to_string()),
+        None => {
+            let kind = match text("type") {
+                "allowedIp" => "allowed-ip",
+                "proxyNeighbour" => "proxy-neighbour",
+                other => other,
+            };
+            (kind.to_string(), "installed".to_string())
+        }
+    };
+    format!("{kind}={state}")
 }

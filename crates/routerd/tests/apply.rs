@@ -214,6 +214,19 @@ fn dry_run_then_live_then_withdrawal_across_a_wireguard_tunnel() {
         .map(|c| c["phase"].as_str().unwrap())
         .collect();
     assert_eq!(phases, vec!["Installed", "Installed"], "{claims}");
+    let table = text(
+        &cloud
+            .ctl(&["claims", "--state-file", &cloud.state()])
+            .stdout,
+    );
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("onprem-10-88-60-9 "))
+        .unwrap_or_default();
+    assert!(
+        row.contains("Installed") && row.contains("route=inPlace allowed-ip=inPlace"),
+        "{table}"
+    );
 
     // The parts go; with the default grace nothing is withdrawn yet.
     for p in cloud.parts() {
@@ -231,6 +244,25 @@ fn dry_run_then_live_then_withdrawal_across_a_wireguard_tunnel() {
     let claims = cloud.json(&["claims", "--state-file", &cloud.state(), "-o", "json"]);
     assert_eq!(claims[0]["phase"], "Withdrawing", "{claims}");
     assert!(claims[0]["withdrawingUntil"].is_string(), "{claims}");
+    let table = text(
+        &cloud
+            .ctl(&["claims", "--state-file", &cloud.state()])
+            .stdout,
+    );
+    assert!(
+        table.contains("Withdrawing") && table.contains("allowed-ip=installed route=installed"),
+        "{table}"
+    );
+    assert!(table.contains("withdrawing until "), "{table}");
+    // .10's route was there before routerd: it is not routerd's to withdraw.
+    let ten = table
+        .lines()
+        .find(|l| l.starts_with("onprem-10-88-60-10 "))
+        .unwrap_or_default();
+    assert!(
+        ten.contains("allowed-ip=installed") && !ten.contains("route="),
+        "{table}"
+    );
 
     // Grace 0s: what routerd installed goes; what was there before stays; the overlay works.
     let (ok, out) = apply(&cloud, &ns, &["--live", "--withdraw-grace", "0s"]);
